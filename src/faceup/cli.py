@@ -1,0 +1,348 @@
+"""The command line: argument parsing and printing only; the work is in `pipeline`."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from faceup import __version__, imageio, pipeline
+from faceup.errors import FaceupError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Find how a picture is turned and turn it back.")
+out = Console(soft_wrap=True)
+err = Console(stderr=True)
+
+#: Files a directory walk passes over: hidden files and OS litter.
+_LITTER = {"thumbs.db", "desktop.ini"}
+
+MinConfidence = Annotated[
+    Optional[float],
+    typer.Option("--min-confidence", min=0.0, max=1.0,
+                 help="Below this confidence a picture is left as it is. Default: calibrated on held-out data."),
+]
+MaxPixels = Annotated[int, typer.Option("--max-pixels", envvar="FACEUP_MAX_PIXELS",
+                                        help="Refuse pictures with more pixels (decompression-bomb guard).")]
+
+
+def _walk(folder: Path, recursive: bool, skip: Path | None = None) -> list[Path]:
+    it = folder.rglob("*") if recursive else folder.glob("*")
+    files = []
+    for p in it:
+        rel = p.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts) or p.name.lower() in _LITTER or not p.is_file():
+            continue
+        if skip is not None and (p == skip or skip in p.parents):
+            continue
+        files.append(p)
+    return sorted(files)
+
+
+def _progress(total: int, label: str) -> Progress:
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=err, transient=True, disable=total < 2 or not err.is_terminal and bool(os.environ.get("CI")))
+
+
+def _print_json(obj: dict) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+@app.command()
+def predict(
+    paths: Annotated[list[Path], typer.Argument(help="Pictures or directories.", show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line and per picture.")] = False,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Walk sub-directories too.")] = False,
+    min_confidence: MinConfidence = None,
+    max_pixels: MaxPixels = imageio.DEFAULT_MAX_PIXELS,
+) -> None:
+    """Report how each picture is turned, without writing anything."""
+    options = pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels)
+    items: list[tuple[Path, str]] = []
+    for p in paths:
+        if p.is_dir():
+            items += [(f, str(f)) for f in _walk(p, recursive)]
+        else:
+            items.append((p, str(p)))
+    failures = 0
+    table = Table("path", "rotation", "confidence", "confident", "exif", "error")
+    with _progress(len(items), "predicting") as bar:
+        task = bar.add_task("", total=len(items))
+        for path, shown in items:
+            pred = pipeline.predict(path, options, path=shown)
+            failures += pred.error is not None
+            if as_json:
+                _print_json(pred.to_json())
+            else:
+                table.add_row(shown, "" if pred.rotation is None else f"{pred.rotation}°",
+                              "" if pred.confidence is None else f"{pred.confidence:.3f}",
+                              "" if pred.confident is None else ("yes" if pred.confident else "no"),
+                              "" if pred.exif_orientation is None else str(pred.exif_orientation),
+                              pred.error or "")
+            bar.advance(task)
+    if not as_json:
+        out.print(table)
+    if failures:
+        err.print(f"[yellow]{failures} of {len(items)} files could not be read[/yellow]")
+    raise typer.Exit(1 if failures else 0)
+
+
+@dataclass
+class _Job:
+    src: Path
+    dst: Path
+
+
+def _default_output(src: Path, fmt: str | None) -> Path:
+    if src.is_dir():
+        return src.with_name(src.name + "-upright")
+    suffix = imageio.SUFFIX[imageio.normalize_format(fmt)] if fmt else src.suffix
+    return src.with_name(f"{src.stem}.upright{suffix}")
+
+
+@app.command()
+def fix(
+    input: Annotated[Path, typer.Argument(help="A picture or a directory (walked recursively).", show_default=False)],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file or directory. "
+                      "Default: NAME.upright.EXT beside a file, DIR-upright beside a directory.")] = None,
+    in_place: Annotated[bool, typer.Option("--in-place", help="Overwrite the input files (atomically).")] = False,
+    min_confidence: MinConfidence = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", help="Output format (jpeg, png, webp, tiff, bmp, gif, heif). "
+                   "Default: the input's.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line and per picture.")] = False,
+    max_pixels: MaxPixels = imageio.DEFAULT_MAX_PIXELS,
+) -> None:
+    """Turn pictures upright. Never overwrites an input unless --in-place."""
+    if not input.exists():
+        err.print(f"[red]error:[/red] {input} does not exist")
+        raise typer.Exit(2)
+    if in_place and output is not None:
+        err.print("[red]error:[/red] give either --output or --in-place, not both")
+        raise typer.Exit(2)
+    try:
+        if fmt:
+            imageio.normalize_format(fmt)
+    except FaceupError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    options = pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels, format=fmt)
+
+    jobs: list[_Job] = []
+    if input.is_dir():
+        dest_root = input if in_place else (output or _default_output(input, None))
+        if not in_place and dest_root.resolve() == input.resolve():
+            err.print("[red]error:[/red] the output directory is the input directory; use --in-place to overwrite")
+            raise typer.Exit(2)
+        for f in _walk(input, True, skip=None if in_place else dest_root.resolve()):
+            rel = f.relative_to(input)
+            dst = dest_root / rel
+            if fmt and not in_place:
+                dst = dst.with_suffix(imageio.SUFFIX[imageio.normalize_format(fmt)])
+            jobs.append(_Job(f, dst))
+    else:
+        dst = input if in_place else (output or _default_output(input, fmt))
+        if output is not None and output.is_dir():
+            dst = output / input.name
+        if not in_place and dst.resolve() == input.resolve():
+            err.print("[red]error:[/red] the output is the input; use --in-place to overwrite it")
+            raise typer.Exit(2)
+        jobs.append(_Job(input, dst))
+
+    failures: list[tuple[Path, str]] = []
+    turned = 0
+    with _progress(len(jobs), "fixing") as bar:
+        task = bar.add_task("", total=len(jobs))
+        for job in jobs:
+            try:
+                result = pipeline.fix(job.src, options, path=str(job.src))
+                imageio.write_atomic(job.dst, result.data)
+            except (FaceupError, OSError) as exc:
+                failures.append((job.src, str(exc)))
+                if as_json:
+                    _print_json({**pipeline.Prediction(path=str(job.src), error=str(exc)).to_json(), "output": None, "turned": False})
+                else:
+                    err.print(f"[red]failed[/red] {job.src}: {exc}")
+                bar.advance(task)
+                continue
+            pred = result.prediction
+            turned += pred.turned
+            if as_json:
+                _print_json({**pred.to_json(), "output": str(job.dst), "turned": pred.turned})
+            elif len(jobs) == 1 or not err.is_terminal:
+                out.print(_describe(pred, job.dst))
+            bar.advance(task)
+    if len(jobs) > 1 and not as_json:
+        out.print(f"{len(jobs) - len(failures)} of {len(jobs)} pictures written, {turned} turned upright, "
+                  f"{len(failures)} failed")
+        for src, msg in failures:
+            err.print(f"  [red]failed[/red] {src}: {msg}")
+    raise typer.Exit(1 if failures else 0)
+
+
+def _describe(pred: pipeline.Prediction, dst: Path) -> str:
+    exif = f", EXIF orientation {pred.exif_orientation} applied" if pred.exif_orientation not in (None, 1) else ""
+    if pred.turned:
+        return (f"{pred.path}: was turned {pred.rotation}° clockwise, turned back "
+                f"(confidence {pred.confidence:.3f}){exif} -> {dst}")
+    if pred.rotation:
+        return (f"{pred.path}: looks turned {pred.rotation}° but confidence {pred.confidence:.3f} is below the "
+                f"minimum; left as it is{exif} -> {dst}")
+    return f"{pred.path}: already upright (confidence {pred.confidence:.3f}){exif} -> {dst}"
+
+
+@app.command()
+def evaluate(
+    directory: Annotated[Optional[Path], typer.Argument(help="Upright pictures; each sub-directory is reported as a source.",
+                         show_default=False)] = None,
+    heldout: Annotated[Optional[str], typer.Option("--heldout", help="Evaluate a held-out part of the shared data "
+                       "instead of DIR: faces (LFW), crowds, scenes.")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", envvar="FACEUP_DATA", help="The shared data folder.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="At most this many upright pictures per source.")] = None,
+    min_confidence: MinConfidence = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    confusion_png: Annotated[Optional[Path], typer.Option("--confusion", help="Write the confusion matrix as PNG.")] = None,
+    reliability_png: Annotated[Optional[Path], typer.Option("--reliability", help="Write a reliability diagram as PNG.")] = None,
+) -> None:
+    """Turn upright pictures by 0/90/180/270, predict, and report accuracy."""
+    from faceup import datasets
+    from faceup import evaluate as ev
+
+    sources: dict[str, list[Path]] = {}
+    if heldout:
+        root = datasets.data_root(data)
+        pick = {"faces": lambda: datasets.lfw(root), "crowds": lambda: datasets.crowds(root, "test"),
+                "scenes": lambda: datasets.scenes(root, "test")}
+        if heldout not in pick:
+            err.print(f"[red]error:[/red] --heldout must be one of {', '.join(pick)}")
+            raise typer.Exit(2)
+        sources[heldout] = pick[heldout]()
+    elif directory is not None and directory.is_dir():
+        subdirs = sorted(d for d in directory.iterdir() if d.is_dir() and not d.name.startswith("."))
+        top = [f for f in _walk(directory, False)]
+        if top or not subdirs:
+            sources[directory.name] = top
+        for d in subdirs:
+            sources[d.name] = _walk(d, True)
+    else:
+        err.print("[red]error:[/red] give a directory of upright pictures or --heldout")
+        raise typer.Exit(2)
+    if limit:
+        import random
+
+        sources = {k: sorted(random.Random(0).sample(v, min(limit, len(v)))) for k, v in sources.items()}
+
+    options = pipeline.Options(min_confidence=min_confidence)
+    total = ev.Report(name="all")
+    summaries = []
+    n_all = sum(len(v) for v in sources.values())
+    with _progress(n_all, "evaluating") as bar:
+        task = bar.add_task("", total=n_all)
+        for name, paths in sources.items():
+            rep = ev.evaluate_pictures(ev.load_upright(paths), options, ev.Report(name=name),
+                                       on_step=lambda: bar.advance(task))
+            summaries.append(rep.summary())
+            for attr in ("truth", "pred", "confidence", "confident"):
+                getattr(total, attr).extend(getattr(rep, attr))
+            total.errors += rep.errors
+            total.seconds += rep.seconds
+    overall = total.summary()
+    if confusion_png:
+        ev.plot_confusion(overall, confusion_png)
+    if reliability_png:
+        ev.plot_reliability(overall, reliability_png)
+    if as_json:
+        _print_json({"sources": summaries, "overall": overall})
+        raise typer.Exit(0)
+    table = Table("source", "cases", "accuracy", "coverage", "acc. when confident", "upright turned",
+                  "per class 0/90/180/270", "pictures/s")
+    rows = summaries + ([overall] if len(summaries) > 1 else [])
+    for s in rows:
+        pc = s["per_class_accuracy"]
+        table.add_row(
+            s["name"], str(s["cases"]), _pct(s["accuracy"]), _pct(s["coverage"]), _pct(s["accuracy_when_confident"]),
+            _pct(s["upright_turned_share"]), " / ".join(_pct(pc[str(r)]) for r in (0, 90, 180, 270)),
+            f"{s['pictures_per_second']:.1f}" if s["pictures_per_second"] else "")
+    out.print(table)
+    cm = overall["confusion"]
+    out.print("confusion (rows: true 0/90/180/270, columns: predicted):")
+    for r, row in zip((0, 90, 180, 270), cm):
+        out.print(f"  {r:>3}: " + " ".join(f"{v:6d}" for v in row))
+    if overall["errors"]:
+        err.print(f"[yellow]{overall['errors']} turned copies could not be read[/yellow]")
+
+
+def _pct(v: float | None) -> str:
+    return "" if v is None else f"{100 * v:.2f}%"
+
+
+@app.command()
+def train(
+    data: Annotated[Optional[Path], typer.Option("--data", envvar="FACEUP_DATA", help="The shared data folder.")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Run folder: cache, checkpoints, ONNX.")] = Path("runs/orientation"),
+    epochs: Annotated[float, typer.Option(help="Passes over the training samples.")] = 3.0,
+    scale: Annotated[float, typer.Option(help="Fraction of the data to use (small runs).")] = 1.0,
+    max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps.")] = None,
+    batch: Annotated[int, typer.Option(help="Batch size.")] = 64,
+    install: Annotated[bool, typer.Option("--install", help="Copy the calibrated model into the package registry.")] = False,
+) -> None:
+    """Train the orientation model (needs the train extra: pip install 'faceup[train]')."""
+    try:
+        from faceup.train import calibrate as cal
+        from faceup.train.orientation import TrainConfig
+        from faceup.train.orientation import train as run
+    except ImportError as exc:
+        err.print(f"[red]error:[/red] training needs the train extra (pip install 'faceup[train]'): {exc}")
+        raise typer.Exit(2) from None
+    from faceup import datasets
+
+    root = datasets.data_root(data)
+    if not root.is_dir():
+        err.print(f"[red]error:[/red] no data at {root}; pass --data or set FACEUP_DATA")
+        raise typer.Exit(2)
+    cfg = TrainConfig(data=str(root), out=str(out_dir), epochs=epochs, scale=scale, max_steps=max_steps, batch=batch)
+    onnx_path = run(cfg)
+    meta = cal.calibrate(onnx_path, root, cfg.size, scale=min(1.0, scale * 10))
+    (out_dir / "calibration.json").write_text(json.dumps(meta, indent=2))
+    out.print(f"model: {onnx_path}")
+    out.print(json.dumps(meta, indent=2))
+    if install:
+        dest = cal.install(onnx_path, meta)
+        out.print(f"installed as {dest}")
+
+
+@app.command()
+def info(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Version and the models with their sha256."""
+    import faceup.orientation  # noqa: F401 - registers the models
+    from faceup.models.base import describe_all
+
+    d = describe_all()
+    if as_json:
+        _print_json(d)
+        return
+    out.print(f"faceup {d['version']}  onnxruntime {d['onnxruntime']}")
+    for m in d["models"]:
+        out.print(f"  {m['name']}: {m['file']} sha256 {m['sha256']}")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    out.print(__version__)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

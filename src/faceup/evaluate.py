@@ -1,0 +1,153 @@
+"""Measure the orientation decision on upright pictures turned by exact quarter turns.
+
+Each upright picture is turned by 0, 90, 180 and 270 degrees clockwise, saved as
+JPEG (quality 90, as pictures arrive) and fed through `pipeline.predict`, the
+same path `faceup predict` takes; timing covers decoding and inference.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from faceup import pipeline
+from faceup.calibration import reliability
+from faceup.models.orientation import ROTATIONS
+
+#: upright -> turned `r` degrees clockwise
+TURN = {0: None, 90: Image.Transpose.ROTATE_270, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_90}
+
+
+def turned_jpeg(img: Image.Image, rotation: int, quality: int = 90) -> bytes:
+    op = TURN[rotation]
+    out = img.convert("RGB") if op is None else img.convert("RGB").transpose(op)
+    buf = io.BytesIO()
+    out.save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+@dataclass
+class Report:
+    name: str
+    truth: list[int] = field(default_factory=list)
+    pred: list[int] = field(default_factory=list)
+    confidence: list[float] = field(default_factory=list)
+    confident: list[bool] = field(default_factory=list)
+    errors: int = 0
+    seconds: float = 0.0
+
+    def add(self, truth: int, p: pipeline.Prediction) -> None:
+        if p.error or p.rotation is None:
+            self.errors += 1
+            return
+        self.truth.append(truth)
+        self.pred.append(p.rotation)
+        self.confidence.append(float(p.confidence or 0.0))
+        self.confident.append(bool(p.confident))
+
+    @property
+    def n(self) -> int:
+        return len(self.truth)
+
+    def summary(self) -> dict:
+        t, p = np.array(self.truth), np.array(self.pred)
+        conf, ok = np.array(self.confident, dtype=bool), t == p
+        cm = np.zeros((4, 4), dtype=int)
+        for a, b in zip(t, p):
+            cm[ROTATIONS.index(int(a)), ROTATIONS.index(int(b))] += 1
+        per_class = {str(r): float(cm[i, i] / cm[i].sum()) if cm[i].sum() else None for i, r in enumerate(ROTATIONS)}
+        upright = t == 0
+        return {
+            "name": self.name,
+            "cases": int(self.n),
+            "errors": self.errors,
+            "accuracy": float(ok.mean()) if self.n else None,
+            "coverage": float(conf.mean()) if self.n else None,
+            "accuracy_when_confident": float(ok[conf].mean()) if conf.any() else None,
+            "upright_turned_share": float(((p != 0) & conf)[upright].mean()) if upright.any() else None,
+            "per_class_accuracy": per_class,
+            "confusion": cm.tolist(),
+            "pictures_per_second": float(self.n / self.seconds) if self.seconds else None,
+            "ms_per_picture": float(1000 * self.seconds / self.n) if self.n else None,
+            "reliability": reliability(np.array(self.confidence), ok) if self.n else None,
+        }
+
+
+def evaluate_pictures(
+    items: Iterable[tuple[str, Image.Image]],
+    options: pipeline.Options,
+    report: Report,
+    on_step: Callable[[], None] | None = None,
+) -> Report:
+    for name, img in items:
+        for r in ROTATIONS:
+            data = turned_jpeg(img, r)
+            t0 = time.perf_counter()
+            pred = pipeline.predict(data, options, path=f"{name}@{r}")
+            report.seconds += time.perf_counter() - t0
+            report.add(r, pred)
+        if on_step:
+            on_step()
+    return report
+
+
+def load_upright(paths: list[Path]) -> Iterable[tuple[str, Image.Image]]:
+    from faceup import imageio
+    from faceup.errors import FaceupError
+
+    for p in paths:
+        try:
+            yield str(p), imageio.read(p).image
+        except FaceupError:
+            continue
+
+
+def plot_confusion(summary: dict, path: str | Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.array(summary["confusion"])
+    fig, ax = plt.subplots(figsize=(4.2, 3.8), dpi=120)
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(4), [str(r) for r in ROTATIONS])
+    ax.set_yticks(range(4), [str(r) for r in ROTATIONS])
+    ax.set_xlabel("predicted rotation (deg cw)")
+    ax.set_ylabel("true rotation (deg cw)")
+    for i in range(4):
+        for j in range(4):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center",
+                    color="white" if cm[i, j] > cm.max() / 2 else "black", fontsize=9)
+    ax.set_title(f"{summary['name']}: accuracy {summary['accuracy']:.2%}")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_reliability(summary: dict, path: str | Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rel = summary["reliability"]
+    fig, ax = plt.subplots(figsize=(4.2, 3.8), dpi=120)
+    ax.plot([0, 1], [0, 1], "--", color="grey", lw=1)
+    xs = [b["confidence"] for b in rel["bins"]]
+    ys = [b["accuracy"] for b in rel["bins"]]
+    ax.plot(xs, ys, "o-")
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy")
+    ax.set_xlim(0.2, 1.0)
+    ax.set_ylim(0.2, 1.0)
+    ax.set_title(f"{summary['name']}: ECE {rel['ece']:.3f}")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

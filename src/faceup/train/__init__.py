@@ -1,0 +1,1 @@
+"""Training code. Imports torch; only `faceup train` imports this package."""
