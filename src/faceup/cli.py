@@ -335,6 +335,34 @@ def info(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
 
 @app.command()
+def serve(
+    host: Annotated[Optional[str], typer.Option(help="Address to listen on. Env: FACEUP_HOST.")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port. Env: FACEUP_PORT.")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Worker processes. Env: FACEUP_WORKERS.")] = None,
+    api_key: Annotated[Optional[str], typer.Option("--api-key", help="Require X-API-Key. Env: FACEUP_API_KEY.")] = None,
+    max_upload_mb: Annotated[Optional[float], typer.Option("--max-upload-mb", help="Largest upload (default 20).")] = None,
+) -> None:
+    """Run the HTTP service (POST /fix, POST /predict, the web page at /)."""
+    import uvicorn
+
+    from faceup.settings import Settings
+
+    overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers, "api_key": api_key}.items()
+                 if v is not None}
+    if max_upload_mb is not None:
+        overrides["max_upload_bytes"] = int(max_upload_mb * 1024 * 1024)
+    settings = Settings(**overrides)
+    # Workers are separate processes made by uvicorn from the factory: they read
+    # the same settings from the environment.
+    for key, value in overrides.items():
+        os.environ[f"FACEUP_{key.upper()}"] = str(value)
+    out.print(f"faceup {__version__} serving on http://{settings.host}:{settings.port} "
+              f"(web page at /, API docs at /docs)")
+    uvicorn.run("faceup.server:create_app", factory=True, host=settings.host, port=settings.port,
+                workers=settings.workers, log_level="info")
+
+
+@app.command()
 def version() -> None:
     """Print the version."""
     out.print(__version__)

@@ -288,11 +288,40 @@ def _lossless_jpeg(picture: Picture, op: T | None) -> bytes | None:
             out = img.transpose()
         else:
             out = img.transverse()
-        if out.exif_orientation not in (None, 1):
-            out.exif_orientation = 1
-        return bytes(out.as_blob())
+        blob = bytes(out.as_blob())
     except Exception:  # noqa: BLE001 - any libjpeg failure: fall back to re-encoding
         return None
+    return _splice_metadata(blob, picture.data, _exif_bytes(picture))
+
+
+def _jpeg_segments(data: bytes) -> tuple[list[tuple[int, bytes]], int]:
+    """The marker segments of a JPEG before its first SOS, and where SOS starts."""
+    segs, i = [], 2
+    while i + 4 <= len(data) and data[i] == 0xFF:
+        marker = data[i + 1]
+        if marker == 0xDA:  # start of scan: entropy-coded data follows
+            break
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        segs.append((marker, data[i:i + 2 + length]))
+        i += 2 + length
+    return segs, i
+
+
+def _splice_metadata(blob: bytes, original: bytes, exif: bytes | None) -> bytes:
+    """Put the original's APP1-APP15 and COM segments (EXIF, XMP, ICC, ...) into a
+    transformed JPEG, with the EXIF block replaced by `exif` (Orientation 1).
+    libjpeg-turbo's transform drops them."""
+    orig, _ = _jpeg_segments(original)
+    meta = []
+    for marker, seg in orig:
+        if 0xE1 <= marker <= 0xEF or marker == 0xFE:
+            if marker == 0xE1 and seg[4:10] == b"Exif\x00\x00" and exif is not None:
+                seg = b"\xff\xe1" + (len(exif) + 2).to_bytes(2, "big") + exif
+            meta.append(seg)
+    segs, sos = _jpeg_segments(blob)
+    head = [seg for marker, seg in segs if marker == 0xE0]
+    rest = [seg for marker, seg in segs if not (0xE0 <= marker <= 0xEF or marker == 0xFE)]
+    return b"\xff\xd8" + b"".join(head + meta + rest) + blob[sos:]
 
 
 def _exif_bytes(picture: Picture) -> bytes | None:

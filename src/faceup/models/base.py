@@ -63,7 +63,7 @@ class Model:
         self.info = info or _registry_entries().get(self.name)
         if self.info is None:
             raise ModelIntegrityError(f"model '{self.name}' is not in the registry {WEIGHTS / 'registry.json'}")
-        self.threads = threads
+        self.threads = threads if threads is not None else default_threads
         self._session: ort.InferenceSession | None = None
 
     @property
@@ -97,6 +97,15 @@ class Model:
         return {"name": self.name, "file": self.info.file, "sha256": self.info.sha256,
                 "loaded": self._session is not None,
                 "providers": self._session.get_providers() if self._session else ["CPUExecutionProvider"]}
+
+
+#: onnxruntime intra-op threads for models made from now on (None: onnxruntime's default).
+default_threads: int | None = None
+
+
+def set_threads(n: int | None) -> None:
+    global default_threads
+    default_threads = n
 
 
 registry: dict[str, type[Model]] = {}

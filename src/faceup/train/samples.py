@@ -144,9 +144,11 @@ def plan_validation(root: Path, seed: int = 1, scale: float = 1.0) -> list[Plan]
     rng = random.Random(seed)
     utk = [str(p) for p in datasets.utkface(root, "val")]
     rng.shuffle(utk)
+    scenes = datasets.scenes(root, "val")
+    crowds = datasets.crowds(root, "val")
     plans = [Plan("whole", (p,), rng.getrandbits(32)) for p in utk[: max(1, int(1500 * scale))]]
-    plans += [Plan("whole", (str(p),), rng.getrandbits(32)) for p in datasets.scenes(root, "val")]
-    plans += [Plan("whole", (str(p),), rng.getrandbits(32)) for p in datasets.crowds(root, "val")]
+    plans += [Plan("whole", (str(p),), rng.getrandbits(32)) for p in scenes[: max(1, int(len(scenes) * scale))]]
+    plans += [Plan("whole", (str(p),), rng.getrandbits(32)) for p in crowds[: max(1, int(len(crowds) * scale))]]
     return plans
 
 

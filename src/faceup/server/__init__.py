@@ -1,0 +1,191 @@
+"""The HTTP service: a thin door over `pipeline`.
+
+    uvicorn --factory faceup.server:create_app      # or: faceup serve
+
+Models are loaded once per process before serving; blocking inference runs in a
+bounded pool of threads (anyio's limiter), so memory stays flat under load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import anyio
+from fastapi import Depends, FastAPI, File, Form, Header, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from PIL import Image
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from faceup import __version__, imageio, orientation, pipeline
+from faceup.errors import FaceupError
+from faceup.models import base as models_base
+from faceup.settings import Settings
+
+STATIC = Path(str(resources.files("faceup.server") / "static"))
+
+MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "TIFF": "image/tiff",
+               "BMP": "image/bmp", "GIF": "image/gif", "HEIF": "image/heic"}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str):
+        self.status, self.message = status, message
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    models_base.set_threads(settings.ort_threads)
+    limiter = anyio.CapacityLimiter(settings.inference_threads)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        # Load and check every model before the first request (and warm it up).
+        orientation.estimate(Image.new("RGB", (64, 64)))
+        yield
+
+    app = FastAPI(
+        title="faceup",
+        version=__version__,
+        description="Find how a picture is turned and turn it back, before it reaches a face-recognition model.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+
+    @app.middleware("http")
+    async def limit_upload(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if request.method == "POST" and length and length.isdigit() and int(length) > settings.max_upload_bytes + 64 * 1024:
+            return _error(413, f"upload of {int(length):,} bytes is above the limit of {settings.max_upload_bytes:,} bytes")
+        return await call_next(request)
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError):
+        return _error(exc.status, exc.message)
+
+    @app.exception_handler(FaceupError)
+    async def faceup_error(_: Request, exc: FaceupError):
+        return _error(exc.http_status, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError):
+        problems = []
+        for e in exc.errors():
+            where = ".".join(str(p) for p in e.get("loc", ()) if p not in ("body",))
+            problems.append(f"{where}: {e.get('msg')}" if where else str(e.get("msg")))
+        hint = " (send the picture as multipart form field 'file')" if any("file" in p for p in problems) else ""
+        return _error(422, "; ".join(problems) + hint)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException):
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception):  # a bug: say so, without a traceback
+        return _error(500, f"internal error ({type(exc).__name__}); the server logged it")
+
+    def check_key(x_api_key: Annotated[str | None, Header()] = None) -> None:
+        if settings.api_key and x_api_key != settings.api_key:
+            raise ApiError(401, "missing or wrong API key: send it in the X-API-Key header")
+
+    async def read_upload(upload: UploadFile) -> bytes:
+        data = await upload.read(settings.max_upload_bytes + 1)
+        if len(data) > settings.max_upload_bytes:
+            raise ApiError(413, f"upload is above the limit of {settings.max_upload_bytes:,} bytes")
+        if not data:
+            raise ApiError(400, f"the uploaded file '{upload.filename or 'file'}' is empty")
+        return data
+
+    def options(min_confidence: float | None, fmt: str | None = None) -> pipeline.Options:
+        if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
+            raise ApiError(422, "min_confidence must be between 0 and 1")
+        return pipeline.Options(
+            min_confidence=min_confidence if min_confidence is not None else settings.min_confidence,
+            max_pixels=settings.max_pixels, format=fmt)
+
+    @app.get("/", include_in_schema=False)
+    async def page():
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/health", summary="Liveness: 200 when the process serves")
+    async def health():
+        return {"status": "ok"}
+
+    @app.get("/info", summary="Version, models with their sha256, onnxruntime providers")
+    async def info():
+        return models_base.describe_all()
+
+    @app.post("/fix", summary="Turn a picture upright", dependencies=[Depends(check_key)],
+              responses={200: {"content": {"image/*": {}},
+                               "description": "The fixed picture; X-Faceup-Rotation/Angle/Confidence headers."}})
+    async def fix(
+        file: Annotated[UploadFile, File(description="The picture.")],
+        fine: Annotated[bool, Form(description="Estimate and undo any angle, not only quarter turns.")] = False,
+        min_confidence: Annotated[float | None, Form(description="Leave the picture as it is below this.")] = None,
+        format: Annotated[str | None, Form(description="Output format; default: the input's.")] = None,
+    ):
+        data = await read_upload(file)
+        opts = options(min_confidence, format or None)
+        if fine:
+            raise ApiError(501, "fine angles are not available in this version; omit 'fine'")
+        result = await anyio.to_thread.run_sync(lambda: pipeline.fix(data, opts, path=file.filename), limiter=limiter)
+        p = result.prediction
+        name = Path(file.filename or "picture").stem + ".upright" + imageio.SUFFIX[result.format]
+        headers = {
+            "X-Faceup-Rotation": str(p.rotation),
+            "X-Faceup-Angle": "" if p.angle is None else f"{p.angle:.2f}",
+            "X-Faceup-Confidence": f"{p.confidence:.4f}",
+            "X-Faceup-Confident": "true" if p.confident else "false",
+            "X-Faceup-Turned": "true" if p.turned else "false",
+            "X-Faceup-Exif-Orientation": str(p.exif_orientation),
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Access-Control-Expose-Headers": "X-Faceup-Rotation, X-Faceup-Angle, X-Faceup-Confidence, "
+                                             "X-Faceup-Confident, X-Faceup-Turned, Content-Disposition",
+        }
+        return Response(result.data, media_type=MEDIA_TYPES[result.format], headers=headers)
+
+    @app.post("/predict", summary="How each picture is turned (the CLI's JSON contract)",
+              dependencies=[Depends(check_key)])
+    async def predict(
+        file: Annotated[list[UploadFile], File(description="One or more pictures (repeat the field).")],
+        min_confidence: Annotated[float | None, Form()] = None,
+    ):
+        opts = options(min_confidence)
+        answers = []
+        for upload in file:
+            try:
+                data = await read_upload(upload)
+            except ApiError as exc:
+                if len(file) == 1:
+                    raise
+                answers.append(pipeline.Prediction(path=upload.filename, error=exc.message).to_json())
+                continue
+            pred = await anyio.to_thread.run_sync(
+                lambda d=data, n=upload.filename: pipeline.predict(d, opts, path=n), limiter=limiter)
+            if pred.error and len(file) == 1:
+                raise _as_http(pred.error, data, opts)
+            answers.append(pred.to_json())
+        return answers[0] if len(answers) == 1 else answers
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def _as_http(message: str, data: bytes, opts: pipeline.Options) -> Exception:
+    """Re-raise a single picture's error with its HTTP status."""
+    try:
+        imageio.read(data, max_pixels=opts.max_pixels, reduce_to=pipeline.PREDICT_DECODE_SIDE)
+    except FaceupError as exc:
+        return exc
+    return ApiError(400, message)
+
+
+__all__ = ["create_app", "Settings"]

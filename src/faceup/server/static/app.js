@@ -1,0 +1,66 @@
+// faceup web page: send each picture to POST /fix, show the original and the
+// upright picture side by side with what faceup decided. No build step.
+"use strict";
+
+const drop = document.getElementById("drop");
+const picker = document.getElementById("picker");
+const results = document.getElementById("results");
+const status = document.getElementById("status");
+const template = document.getElementById("card");
+// Formats a browser can show; others are previewed as JPEG.
+const SHOWABLE = ["image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp"];
+
+async function fixOne(file) {
+  const card = template.content.firstElementChild.cloneNode(true);
+  card.querySelector(".name").textContent = file.name;
+  results.prepend(card);
+  if (SHOWABLE.includes(file.type)) card.querySelector(".original").src = URL.createObjectURL(file);
+  const form = new FormData();
+  form.append("file", file);
+  const minconf = document.getElementById("minconf").value;
+  if (minconf !== "") form.append("min_confidence", minconf);
+  if (!SHOWABLE.includes(file.type)) form.append("format", "jpeg");
+  try {
+    const res = await fetch("/fix", { method: "POST", body: form });
+    if (!res.ok) {
+      const body = await res.json().catch(() => ({ error: res.statusText }));
+      throw new Error(body.error || res.statusText);
+    }
+    const blob = await res.blob();
+    const url = URL.createObjectURL(blob);
+    const rotation = res.headers.get("X-Faceup-Rotation");
+    const angle = res.headers.get("X-Faceup-Angle");
+    const confidence = parseFloat(res.headers.get("X-Faceup-Confidence"));
+    const confident = res.headers.get("X-Faceup-Confident") === "true";
+    const turned = res.headers.get("X-Faceup-Turned") === "true";
+    card.querySelector(".fixed").src = url;
+    if (!card.querySelector(".original").src) card.querySelector(".original").alt = "original (not shown by this browser)";
+    card.querySelector(".rotation").textContent = `${rotation}° clockwise`;
+    card.querySelector(".angle").textContent = angle ? `${angle}°` : "—";
+    card.querySelector(".confidence").textContent = confidence.toFixed(3);
+    card.querySelector(".decision").textContent = turned
+      ? `turned back by ${rotation}°`
+      : (confident ? "already upright" : "not sure: left as it is");
+    const link = card.querySelector(".download");
+    link.href = url;
+    const cd = res.headers.get("Content-Disposition") || "";
+    const m = cd.match(/filename="([^"]+)"/);
+    link.download = m ? m[1] : "upright-" + file.name;
+    card.dataset.state = "done";
+  } catch (err) {
+    card.querySelector(".error").textContent = "Error: " + err.message;
+    card.dataset.state = "error";
+  }
+}
+
+async function handle(files) {
+  const list = Array.from(files);
+  status.textContent = `Working on ${list.length} picture(s)…`;
+  for (const f of list) await fixOne(f);
+  status.textContent = `Done: ${list.length} picture(s).`;
+}
+
+picker.addEventListener("change", () => handle(picker.files));
+drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); handle(e.dataTransfer.files); });

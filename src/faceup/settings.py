@@ -1,0 +1,25 @@
+"""Settings for the service: environment variables with a FACEUP_ prefix, or flags."""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from faceup.imageio import DEFAULT_MAX_PIXELS
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FACEUP_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    #: Largest upload accepted, in bytes (413 above it).
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    #: When set, POST endpoints need the header X-API-Key with this value.
+    api_key: str | None = None
+    #: Inferences running at once per process (a bounded thread pool).
+    inference_threads: int = 2
+    #: onnxruntime threads per inference.
+    ort_threads: int = 1
+    min_confidence: float | None = None

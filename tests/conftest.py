@@ -1,0 +1,75 @@
+"""Shared fixtures: real, licensed photos from scikit-image (astronaut: NASA,
+public domain; camera, chelsea, coffee: CC0; rocket: public domain)."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data as skdata
+
+REPO = Path(__file__).resolve().parents[1]
+T = Image.Transpose
+
+#: upright -> turned `r` degrees clockwise (the CLI contract's convention)
+TURN = {0: None, 90: T.ROTATE_270, 180: T.ROTATE_180, 270: T.ROTATE_90}
+
+
+def turn(img: Image.Image, rotation: int) -> Image.Image:
+    op = TURN[rotation]
+    return img if op is None else img.transpose(op)
+
+
+def jpeg_bytes(img: Image.Image, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", **{"quality": 90, **kw})
+    return buf.getvalue()
+
+
+def mean_abs_diff(a: Image.Image, b: Image.Image) -> float:
+    if a.size != b.size:
+        return float("inf")
+    return float(np.abs(np.asarray(a.convert("RGB"), dtype=np.int16) - np.asarray(b.convert("RGB"), dtype=np.int16)).mean())
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> Image.Image:
+    """A portrait: one clear face, 512x512 (sides a multiple of 16)."""
+    return Image.fromarray(skdata.astronaut())
+
+
+@pytest.fixture(scope="session")
+def astronaut_small(astronaut) -> Image.Image:
+    return astronaut.resize((256, 256), Image.Resampling.LANCZOS)
+
+
+@pytest.fixture(scope="session")
+def chelsea() -> Image.Image:
+    """A cat, 451x300: sides not a multiple of 8."""
+    return Image.fromarray(skdata.chelsea())
+
+
+@pytest.fixture(scope="session")
+def coffee() -> Image.Image:
+    return Image.fromarray(skdata.coffee())
+
+
+def faceup_cli(*args: str, cwd: Path | None = None, check: bool = False) -> subprocess.CompletedProcess:
+    """Run the installed `faceup` console command, as a user would."""
+    exe = shutil.which("faceup", path=str(Path(sys.executable).parent)) or "faceup"
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run([exe, *args], capture_output=True, text=True, cwd=cwd, env=env, check=check, timeout=600)
+
+
+def data_root() -> Path | None:
+    from faceup.datasets import data_root as root
+
+    r = root()
+    return r if (r / "faces").is_dir() else None

@@ -1,0 +1,71 @@
+"""The web page in a real headless Chromium (Debian's package, driven by playwright).
+
+Skipped, with the reason, where Chromium cannot be had (the Makefile installs it
+with apt-get when it runs as root)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from conftest import jpeg_bytes, turn
+from test_server import start_server
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it as root)")
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def page_url():
+    proc, url = start_server()
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_upload_a_turned_photo_and_see_it_upright(page_url, tmp_path, astronaut_small):
+    from playwright.sync_api import sync_playwright
+
+    src = tmp_path / "turned.jpg"
+    src.write_bytes(jpeg_bytes(turn(astronaut_small.resize((256, 192)), 90)))  # 192 wide, 256 tall
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(page_url + "/")
+            page.set_input_files("#picker", str(src))
+            card = page.locator(".card").first
+            page.wait_for_selector(".card[data-state=done]", timeout=60_000)
+            assert card.locator(".rotation").inner_text() == "90° clockwise"
+            assert card.locator(".decision").inner_text() == "turned back by 90°"
+            assert float(card.locator(".confidence").inner_text()) > 0.5
+            # the picture shown as fixed really is upright: landscape again
+            page.wait_for_function("document.querySelector('.card .fixed').naturalWidth > 0")
+            w, h = page.evaluate("[document.querySelector('.card .fixed').naturalWidth,"
+                                 " document.querySelector('.card .fixed').naturalHeight]")
+            assert (w, h) == (256, 192)
+            assert card.locator(".download").get_attribute("download") == "turned.upright.jpg"
+            page.screenshot(path=str(tmp_path / "page.png"))
+        finally:
+            browser.close()
+
+
+def test_a_broken_upload_shows_an_error(page_url, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"this is not a picture" * 30)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(page_url + "/")
+            page.set_input_files("#picker", str(bad))
+            page.wait_for_selector(".card[data-state=error]", timeout=60_000)
+            assert "not a picture" in page.locator(".card .error").inner_text()
+        finally:
+            browser.close()

@@ -1,0 +1,154 @@
+"""The HTTP service, as a real server process on 127.0.0.1."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from PIL import Image
+
+from conftest import jpeg_bytes, mean_abs_diff, turn
+from test_imageio import png_bomb
+
+CONTRACT_KEYS = ["path", "rotation", "confidence", "confident", "angle", "exif_orientation", "error"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(env_extra: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    exe = os.path.join(os.path.dirname(sys.executable), "faceup")
+    env = {**os.environ, **(env_extra or {})}
+    proc = subprocess.Popen([exe, "serve", "--host", "127.0.0.1", "--port", str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(proc.stdout.read().decode())
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("server did not start in 60 s")
+
+
+@pytest.fixture(scope="module")
+def server():
+    proc, url = start_server()
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_fix_returns_the_upright_picture_with_headers(server, astronaut):
+    data = jpeg_bytes(turn(astronaut, 90))
+    r = httpx.post(server + "/fix", files={"file": ("in.jpg", data, "image/jpeg")}, timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "image/jpeg"
+    assert r.headers["X-Faceup-Rotation"] == "90"
+    assert float(r.headers["X-Faceup-Confidence"]) > 0.5
+    assert "X-Faceup-Angle" in r.headers
+    assert mean_abs_diff(Image.open(io.BytesIO(r.content)), astronaut) < 4
+
+
+def test_curl_command_from_the_readme_works(server, astronaut, tmp_path):
+    src, out = tmp_path / "in.jpg", tmp_path / "out.jpg"
+    src.write_bytes(jpeg_bytes(turn(astronaut, 180)))
+    curl = subprocess.run(["curl", "-sS", "-o", str(out), "-F", f"file=@{src}", server + "/fix"], capture_output=True)
+    if curl.returncode == 127:
+        pytest.skip("curl is not installed")
+    assert curl.returncode == 0, curl.stderr
+    assert mean_abs_diff(Image.open(out), astronaut) < 4
+
+
+def test_fix_can_change_the_format(server, astronaut_small):
+    buf = io.BytesIO()
+    turn(astronaut_small, 270).save(buf, "PNG")
+    r = httpx.post(server + "/fix", files={"file": ("a.png", buf.getvalue())}, data={"format": "webp"}, timeout=60)
+    assert r.status_code == 200 and r.headers["content-type"] == "image/webp"
+    assert Image.open(io.BytesIO(r.content)).format == "WEBP"
+
+
+def test_predict_one_and_many(server, astronaut_small):
+    one = httpx.post(server + "/predict", files={"file": ("a.jpg", jpeg_bytes(turn(astronaut_small, 90)))}, timeout=60)
+    assert one.status_code == 200
+    assert list(one.json()) == CONTRACT_KEYS and one.json()["rotation"] == 90 and one.json()["path"] == "a.jpg"
+    files = [("file", (f"{r}.jpg", jpeg_bytes(turn(astronaut_small, r)))) for r in (270, 0, 180)]
+    files.append(("file", ("bad.jpg", b"not a picture at all" * 20)))
+    many = httpx.post(server + "/predict", files=files, timeout=60)
+    assert many.status_code == 200
+    answers = many.json()
+    assert [a["path"] for a in answers] == ["270.jpg", "0.jpg", "180.jpg", "bad.jpg"]
+    assert [a["rotation"] for a in answers] == [270, 0, 180, None]
+    assert "not a picture" in answers[3]["error"]
+
+
+def truncated_jpeg(img) -> bytes:
+    data = jpeg_bytes(img)
+    return data[: len(data) // 2]
+
+
+BAD_INPUTS = [
+    ("empty body", lambda img: {"files": {"file": ("e.jpg", b"")}}, 400),
+    ("text file", lambda img: {"files": {"file": ("t.jpg", b"just some text\n" * 40)}}, 415),
+    ("truncated jpeg", lambda img: {"files": {"file": ("t.jpg", truncated_jpeg(img))}}, 400),
+    ("30 MB file", lambda img: {"files": {"file": ("big.jpg", b"\xff" * (30 * 1024 * 1024))}}, 413),
+    ("png bomb", lambda img: {"files": {"file": ("bomb.png", png_bomb())}}, 413),
+    ("wrong field", lambda img: {"files": {"picture": ("a.jpg", jpeg_bytes(img))}}, 422),
+    ("no body at all", lambda img: {}, 422),
+]
+
+
+@pytest.mark.parametrize("endpoint", ["/fix", "/predict"])
+@pytest.mark.parametrize("name,make,status", BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
+def test_bad_uploads_get_the_right_4xx_and_the_server_keeps_serving(server, astronaut_small, endpoint, name, make, status):
+    r = httpx.post(server + endpoint, timeout=60, **make(astronaut_small))
+    assert r.status_code == status, (name, r.text)
+    body = r.json()
+    assert isinstance(body["error"], str) and body["error"]
+    assert "Traceback" not in r.text
+    assert httpx.get(server + "/health", timeout=5).status_code == 200
+
+
+def test_info_lists_models_with_sha256(server):
+    info = httpx.get(server + "/info", timeout=10).json()
+    names = {m["name"]: m for m in info["models"]}
+    assert len(names["orientation"]["sha256"]) == 64
+    assert "CPUExecutionProvider" in names["orientation"]["providers"]
+    assert info["version"]
+
+
+def test_every_endpoint_is_in_the_openapi_docs(server):
+    spec = httpx.get(server + "/openapi.json", timeout=10).json()
+    for path in ("/fix", "/predict", "/health", "/info"):
+        assert path in spec["paths"]
+    assert httpx.get(server + "/docs", timeout=10).status_code == 200
+    page = httpx.get(server + "/", timeout=10)
+    assert page.status_code == 200 and "faceup" in page.text
+
+
+def test_api_key_is_required_when_set(astronaut_small):
+    proc, url = start_server({"FACEUP_API_KEY": "s3cret"})
+    try:
+        files = {"file": ("a.jpg", jpeg_bytes(astronaut_small))}
+        assert httpx.post(url + "/predict", files=files, timeout=30).status_code == 401
+        assert httpx.post(url + "/predict", files=files, headers={"X-API-Key": "wrong"}, timeout=30).status_code == 401
+        ok = httpx.post(url + "/predict", files=files, headers={"X-API-Key": "s3cret"}, timeout=30)
+        assert ok.status_code == 200
+        assert httpx.get(url + "/health", timeout=5).status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(10)
