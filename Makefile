@@ -1,5 +1,6 @@
 # Two commands on a fresh machine with Python 3.11:
-#   make run    create .venv, install faceup, run the main job on the bundled samples
+#   make run    create .venv, install faceup, fix the bundled samples, then serve
+#               the HTTP service and web page on http://127.0.0.1:8000
 #   make test   install the test extras into the same .venv and run every test
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -40,6 +41,7 @@ browser:
 
 run: venv
 	$(BIN)/faceup fix src/faceup/samples -o samples-upright
+	$(BIN)/faceup serve --host $(HOST) --port $(PORT)
 
 test: test-deps
 	$(BIN)/python -m pytest -q

@@ -19,7 +19,7 @@ from faceup.errors import FaceupError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Find how a picture is turned and turn it back.")
-out = Console(soft_wrap=True)
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 #: Files a directory walk passes over: hidden files and OS litter.
