@@ -113,8 +113,13 @@ def main() -> None:
     results = {name: collect(items) for name, items in sets.items()}
     table(results)
     if args.save:
-        np.savez(args.save, **{f"{n}_{i}": np.array([r[i] for r in rows], dtype=object)
-                               for n, rows in results.items() for i in range(4)})
+        arrays = {}
+        for n, rows in results.items():
+            arrays[f"{n}_y"] = np.array([r[0] for r in rows])
+            arrays[f"{n}_one"] = np.array([r[1] for r in rows])
+            arrays[f"{n}_tta"] = np.array([r[2] for r in rows])
+            arrays[f"{n}_faces"] = np.array([r[3] for r in rows])
+        np.savez(args.save, **arrays)
 
 
 if __name__ == "__main__":
