@@ -152,3 +152,16 @@ def test_api_key_is_required_when_set(astronaut_small):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_fix_fine_turns_by_the_exact_angle(server, astronaut):
+    from faceup import geometry
+
+    turned = geometry.rotate(astronaut, 35, expand=True).crop(geometry.crop_box_inscribed(512, 512, 35))
+    r = httpx.post(server + "/fix", files={"file": ("t.jpg", jpeg_bytes(turned))}, data={"fine": "true"}, timeout=60)
+    assert r.status_code == 200, r.text
+    angle = float(r.headers["X-Faceup-Angle"])
+    assert 30 < angle < 45
+    assert r.headers["X-Faceup-Rotation"] == "0"
+    p = httpx.post(server + "/predict", files={"file": ("t.jpg", jpeg_bytes(turned))}, data={"fine": "true"}, timeout=60)
+    assert abs(p.json()["angle"] - angle) < 0.01

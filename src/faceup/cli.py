@@ -30,6 +30,8 @@ MinConfidence = Annotated[
     typer.Option("--min-confidence", min=0.0, max=1.0,
                  help="Below this confidence a picture is left as it is. Default: calibrated on held-out data."),
 ]
+Fine = Annotated[bool, typer.Option("--fine", help="Estimate any angle from the main face's eye line "
+                                     "(`angle` in degrees clockwise), not only quarter turns.")]
 MaxPixels = Annotated[int, typer.Option("--max-pixels", envvar="FACEUP_MAX_PIXELS",
                                         help="Refuse pictures with more pixels (decompression-bomb guard).")]
 
@@ -62,11 +64,12 @@ def predict(
     paths: Annotated[list[Path], typer.Argument(help="Pictures or directories.", show_default=False)],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line and per picture.")] = False,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Walk sub-directories too.")] = False,
+    fine: Fine = False,
     min_confidence: MinConfidence = None,
     max_pixels: MaxPixels = imageio.DEFAULT_MAX_PIXELS,
 ) -> None:
     """Report how each picture is turned, without writing anything."""
-    options = pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels)
+    options = pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels, fine=fine)
     items: list[tuple[Path, str]] = []
     for p in paths:
         if p.is_dir():
@@ -119,6 +122,10 @@ def fix(
     fmt: Annotated[Optional[str], typer.Option("--format", help="Output format (jpeg, png, webp, tiff, bmp, gif, heif). "
                    "Default: the input's.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line and per picture.")] = False,
+    fine: Fine = False,
+    expand: Annotated[bool, typer.Option("--expand", help="With --fine: keep the whole picture and fill the "
+                      "corners, instead of cropping the largest upright rectangle.")] = False,
+    fill: Annotated[str, typer.Option("--fill", help="With --expand: a colour (white, #203040) or 'blur'.")] = "blur",
     max_pixels: MaxPixels = imageio.DEFAULT_MAX_PIXELS,
 ) -> None:
     """Turn pictures upright. Never overwrites an input unless --in-place."""
@@ -134,7 +141,16 @@ def fix(
     except FaceupError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
-    options = pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels, format=fmt)
+    if fill != "blur":
+        from PIL import ImageColor
+
+        try:
+            ImageColor.getrgb(fill)
+        except ValueError:
+            err.print(f"[red]error:[/red] --fill must be a colour (white, #203040) or 'blur', not {fill!r}")
+            raise typer.Exit(2) from None
+    options = pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels, format=fmt,
+                               fine=fine, expand=expand, fill=fill)
 
     jobs: list[_Job] = []
     if input.is_dir():
@@ -191,7 +207,8 @@ def fix(
 def _describe(pred: pipeline.Prediction, dst: Path) -> str:
     exif = f", EXIF orientation {pred.exif_orientation} applied" if pred.exif_orientation not in (None, 1) else ""
     if pred.turned:
-        return (f"{pred.path}: was turned {pred.rotation}° clockwise, turned back "
+        how = f"{pred.angle:.1f}°" if pred.angle is not None else f"{pred.rotation}°"
+        return (f"{pred.path}: was turned {how} clockwise, turned back "
                 f"(confidence {pred.confidence:.3f}){exif} -> {dst}")
     if pred.rotation:
         return (f"{pred.path}: looks turned {pred.rotation}° but confidence {pred.confidence:.3f} is below the "
@@ -211,8 +228,11 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     confusion_png: Annotated[Optional[Path], typer.Option("--confusion", help="Write the confusion matrix as PNG.")] = None,
     reliability_png: Annotated[Optional[Path], typer.Option("--reliability", help="Write a reliability diagram as PNG.")] = None,
+    task: Annotated[str, typer.Option("--task", help="orientation (quarter turns) or angle (any angle, "
+                    "the generic angle model).")] = "orientation",
 ) -> None:
-    """Turn upright pictures by 0/90/180/270, predict, and report accuracy."""
+    """Turn upright pictures by 0/90/180/270 (or, with --task angle, by random
+    angles, cropped to the largest inner rectangle), predict, and report."""
     from faceup import datasets
     from faceup import evaluate as ev
 
@@ -240,6 +260,9 @@ def evaluate(
 
         sources = {k: sorted(random.Random(0).sample(v, min(limit, len(v)))) for k, v in sources.items()}
 
+    if task == "angle":
+        _evaluate_angle(sources, as_json)
+        return
     options = pipeline.Options(min_confidence=min_confidence)
     total = ev.Report(name="all")
     summaries = []
@@ -280,31 +303,82 @@ def evaluate(
         err.print(f"[yellow]{overall['errors']} turned copies could not be read[/yellow]")
 
 
+def _evaluate_angle(sources: dict[str, list[Path]], as_json: bool) -> None:
+    from faceup import evaluate as ev
+
+    rows = []
+    n_all = sum(len(v) for v in sources.values())
+    with _progress(n_all, "evaluating angles") as bar:
+        task = bar.add_task("", total=n_all)
+        for name, paths in sources.items():
+            rows.append(ev.evaluate_angles(name, paths, on_step=lambda: bar.advance(task)))
+    if as_json:
+        _print_json({"sources": rows})
+        return
+    table = Table("source", "pictures", "mean error", "median error", "within 5°", "within 10°", "pictures/s")
+    for r in rows:
+        table.add_row(r["name"], str(r["cases"]), f"{r['mean_error']:.2f}°", f"{r['median_error']:.2f}°",
+                      _pct(r["within_5"]), _pct(r["within_10"]), f"{r['pictures_per_second']:.1f}")
+    out.print(table)
+
+
 def _pct(v: float | None) -> str:
     return "" if v is None else f"{100 * v:.2f}%"
 
 
 @app.command()
 def train(
+    directory: Annotated[Optional[Path], typer.Argument(help="With --task angle: a folder of upright pictures "
+                         "(default: the training part of the shared scenes).", show_default=False)] = None,
+    task: Annotated[str, typer.Option("--task", help="orientation (4-way, faces and scenes) or angle (0-360).")] = "orientation",
     data: Annotated[Optional[Path], typer.Option("--data", envvar="FACEUP_DATA", help="The shared data folder.")] = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="Run folder: cache, checkpoints, ONNX.")] = Path("runs/orientation"),
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Run folder: cache, checkpoints, ONNX. "
+                       "Default: runs/<task>.")] = None,
     epochs: Annotated[float, typer.Option(help="Passes over the training samples.")] = 3.0,
     scale: Annotated[float, typer.Option(help="Fraction of the data to use (small runs).")] = 1.0,
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps.")] = None,
     batch: Annotated[int, typer.Option(help="Batch size.")] = 64,
-    install: Annotated[bool, typer.Option("--install", help="Copy the calibrated model into the package registry.")] = False,
+    install: Annotated[bool, typer.Option("--install", help="Copy the model into the package registry.")] = False,
 ) -> None:
-    """Train the orientation model (needs the train extra: pip install 'faceup[train]')."""
+    """Train a model (needs the train extra: pip install 'faceup[train]')."""
     try:
         from faceup.train import calibrate as cal
-        from faceup.train.orientation import TrainConfig
-        from faceup.train.orientation import train as run
     except ImportError as exc:
         err.print(f"[red]error:[/red] training needs the train extra (pip install 'faceup[train]'): {exc}")
         raise typer.Exit(2) from None
     from faceup import datasets
 
+    if task not in ("orientation", "angle"):
+        err.print("[red]error:[/red] --task must be orientation or angle")
+        raise typer.Exit(2)
+    out_dir = out_dir or Path("runs") / task
     root = datasets.data_root(data)
+    if task == "angle":
+        from faceup.train.angle import AngleConfig, train_angle
+
+        if directory is not None:
+            paths = datasets.list_pictures(directory)
+        elif root.is_dir():
+            paths = datasets.scenes(root, "train")
+        else:
+            err.print("[red]error:[/red] give a folder of upright pictures, --data or FACEUP_DATA")
+            raise typer.Exit(2)
+        if not paths:
+            err.print(f"[red]error:[/red] no pictures in {directory}")
+            raise typer.Exit(2)
+        limit = max(1, int(len(paths) * scale)) if scale < 1 else None
+        onnx_path = train_angle(AngleConfig(data=str(directory or root), out=str(out_dir), epochs=epochs,
+                                            max_steps=max_steps, batch=batch, limit=limit), paths)
+        out.print(f"model: {onnx_path}")
+        if install:
+            from faceup.models.angle import INPUT_SIZE
+
+            out.print(f"installed as {cal.install(onnx_path, {'input_size': INPUT_SIZE}, name='angle')}")
+        return
+
+    from faceup.train.orientation import TrainConfig
+    from faceup.train.orientation import train as run
+
     if not root.is_dir():
         err.print(f"[red]error:[/red] no data at {root}; pass --data or set FACEUP_DATA")
         raise typer.Exit(2)

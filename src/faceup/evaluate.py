@@ -151,3 +151,48 @@ def plot_reliability(summary: dict, path: str | Path) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def rotated_case(img: Image.Image, angle_cw: float, quality: int = 90) -> bytes:
+    """An upright picture turned by angle_cw (clockwise), cropped to the largest
+    upright rectangle without empty corners, saved as JPEG."""
+    from faceup import geometry
+
+    w, h = img.size
+    rot = geometry.rotate(img.convert("RGB"), angle_cw, expand=True)
+    rot = rot.crop(geometry.crop_box_inscribed(w, h, angle_cw))
+    buf = io.BytesIO()
+    rot.save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def evaluate_angles(name: str, paths: list[Path], seed: int = 0,
+                    on_step: Callable[[], None] | None = None) -> dict:
+    """The generic angle model on upright pictures turned by random angles:
+    mean and median error (RotNet's angle_error) and the share within 5 and 10 degrees."""
+    import random
+
+    from faceup import imageio
+    from faceup.errors import FaceupError
+    from faceup.models import get_model
+
+    model = get_model("angle")
+    rng = random.Random(seed)
+    errors, seconds = [], 0.0
+    for p in paths:
+        try:
+            img = imageio.read(p).image
+        except FaceupError:
+            continue
+        angle = rng.uniform(0, 360)
+        data = rotated_case(img, angle)
+        t0 = time.perf_counter()
+        est, _ = model.predict(imageio.read(data).image)
+        seconds += time.perf_counter() - t0
+        errors.append(abs((est - angle + 180.0) % 360.0 - 180.0))
+        if on_step:
+            on_step()
+    e = np.array(errors)
+    return {"name": name, "cases": int(len(e)), "mean_error": float(e.mean()), "median_error": float(np.median(e)),
+            "within_5": float((e <= 5).mean()), "within_10": float((e <= 10).mean()),
+            "pictures_per_second": float(len(e) / seconds) if seconds else 0.0}

@@ -29,6 +29,12 @@ class Options:
     tta: bool = True
     max_pixels: int = imageio.DEFAULT_MAX_PIXELS
     format: str | None = None
+    #: Estimate any angle (from the main face's eye line), not only quarter turns.
+    fine: bool = False
+    #: With `fine`, keep the whole picture and fill the corners (a colour such as
+    #: "white" or "#102030", or "blur") instead of cropping the largest upright rectangle.
+    expand: bool = False
+    fill: str = "blur"
 
     def threshold(self) -> float:
         return orientation.default_min_confidence() if self.min_confidence is None else self.min_confidence
@@ -62,6 +68,8 @@ class Prediction:
     @property
     def turned(self) -> bool:
         """Whether `fix` turns the picture (not counting the EXIF orientation)."""
+        if self.angle is not None and self.confident:
+            return abs(((self.angle + 180) % 360) - 180) > 0.05
         return bool(self.confident and self.rotation)
 
 
@@ -72,11 +80,30 @@ class Fixed:
     format: str
 
 
+#: Fine angles are estimated on a copy at most this many pixels on a side.
+FINE_SIDE = 640
+
+
 def _estimate(picture: imageio.Picture, options: Options, path: str | None) -> Prediction:
     est = orientation.estimate(picture.image, tta=options.tta)
+    rotation, confidence, angle = est.rotation, est.confidence, None
+    if options.fine:
+        from faceup import faces
+
+        small = picture.image.copy()
+        small.thumbnail((FINE_SIDE, FINE_SIDE))
+        roll = faces.fine_angle(small, hint_cw=est.rotation)
+        if roll is None:
+            angle = float(est.rotation)  # no face: the quarter turn is the estimate
+        else:
+            # The face decides; confidence: the larger of the classifier's probability
+            # for the nearest quarter turn and the face's score x landmark-geometry fit.
+            angle = round(roll.angle, 2) % 360.0
+            rotation = int(round(angle / 90.0)) % 4 * 90
+            confidence = max(est.scores[rotation // 90], min(0.99, roll.quality))
     return Prediction(
-        path=path, rotation=est.rotation, confidence=est.confidence,
-        confident=est.confidence >= options.threshold(), angle=None,
+        path=path, rotation=rotation, confidence=confidence,
+        confident=confidence >= options.threshold(), angle=angle,
         exif_orientation=picture.exif_orientation, scores=est.scores, size=picture.size,
     )
 
@@ -102,9 +129,40 @@ def fix(source: Source, options: Options | None = None, path: str | None = None)
     options = options or Options()
     if path is None and isinstance(source, (str, os.PathLike)):
         path = str(source)
-    picture = imageio.read(source, max_pixels=options.max_pixels, reduce_to=PREDICT_DECODE_SIDE, keep_frames=True)
+    picture = imageio.read(source, max_pixels=options.max_pixels,
+                           reduce_to=None if options.fine else PREDICT_DECODE_SIDE, keep_frames=not options.fine)
     pred = _estimate(picture, options, path)
-    turn = imageio.UNDO_ROTATION[pred.rotation] if pred.turned else None
     fmt = imageio.normalize_format(options.format) or picture.format
+    if options.fine and pred.confident and pred.angle is not None and abs(pred.angle - pred.rotation) > 1e-6:
+        image = turn_back_fine(picture.image, pred.angle, options.expand, options.fill)
+        return Fixed(prediction=pred, data=imageio.encode(picture, image=image, format=fmt), format=fmt)
+    turn = imageio.UNDO_ROTATION[pred.rotation] if (pred.confident and pred.rotation) else None
     data = imageio.encode(picture, turn=turn, format=fmt)
     return Fixed(prediction=pred, data=data, format=fmt)
+
+
+def turn_back_fine(image, angle_cw: float, expand: bool, fill: str):
+    """Turn counter-clockwise by `angle_cw`; crop the largest upright rectangle
+    without empty corners, or keep everything and fill the corners."""
+    from PIL import Image, ImageColor, ImageFilter
+
+    from faceup import geometry
+
+    w, h = image.size
+    mode = image.mode if image.mode in ("RGB", "RGBA", "L") else "RGB"
+    img = image.convert(mode)
+    rotated = geometry.rotate(img, -angle_cw, expand=True, resample=Image.Resampling.BICUBIC)
+    if not expand:
+        return rotated.crop(geometry.crop_box_inscribed(w, h, angle_cw))
+    mask = geometry.rotate(Image.new("L", (w, h), 255), -angle_cw, expand=True, resample=Image.Resampling.BICUBIC)
+    if fill == "blur":
+        background = img.resize(rotated.size, Image.Resampling.BILINEAR).filter(
+            ImageFilter.GaussianBlur(max(rotated.size) / 30))
+    else:
+        try:
+            colour = ImageColor.getcolor(fill, mode)
+        except ValueError:
+            raise ValueError(f"--fill must be a colour (e.g. white, #102030) or 'blur', not {fill!r}") from None
+        background = Image.new(mode, rotated.size, colour)
+    background.paste(rotated, (0, 0), mask)
+    return background

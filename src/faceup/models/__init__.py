@@ -1,5 +1,8 @@
-"""One registry of models: name -> class, weights file and sha256."""
+"""One registry of models: name -> class, weights file and sha256.
 
-from faceup.models.base import Model, ModelInfo, get_model, registry
+Importing this package registers every model class; weights load lazily."""
 
-__all__ = ["Model", "ModelInfo", "get_model", "registry"]
+from faceup.models.base import Model, ModelInfo, describe_all, get_model, registry
+from faceup.models import angle, blazeface, orientation  # noqa: E402,F401 - register the models
+
+__all__ = ["Model", "ModelInfo", "describe_all", "get_model", "registry"]

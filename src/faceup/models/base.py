@@ -135,7 +135,7 @@ def describe_all() -> dict[str, Any]:
 
     entries = _registry_entries()
     models = []
-    for name in sorted(registry):
+    for name in sorted(set(registry) & set(entries)):
         inst = _instances.get(name)
         if inst is not None:
             models.append(inst.describe())

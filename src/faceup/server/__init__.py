@@ -131,11 +131,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         fine: Annotated[bool, Form(description="Estimate and undo any angle, not only quarter turns.")] = False,
         min_confidence: Annotated[float | None, Form(description="Leave the picture as it is below this.")] = None,
         format: Annotated[str | None, Form(description="Output format; default: the input's.")] = None,
+        expand: Annotated[bool, Form(description="With fine: keep the whole picture, fill the corners.")] = False,
+        fill: Annotated[str, Form(description="With expand: a colour (white, #203040) or 'blur'.")] = "blur",
     ):
         data = await read_upload(file)
         opts = options(min_confidence, format or None)
-        if fine:
-            raise ApiError(501, "fine angles are not available in this version; omit 'fine'")
+        opts.fine, opts.expand, opts.fill = fine, expand, fill
+        if fill != "blur":
+            from PIL import ImageColor
+
+            try:
+                ImageColor.getrgb(fill)
+            except ValueError:
+                raise ApiError(422, f"fill must be a colour (white, #203040) or 'blur', not {fill!r}") from None
         result = await anyio.to_thread.run_sync(lambda: pipeline.fix(data, opts, path=file.filename), limiter=limiter)
         p = result.prediction
         name = Path(file.filename or "picture").stem + ".upright" + imageio.SUFFIX[result.format]
@@ -157,8 +165,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def predict(
         file: Annotated[list[UploadFile], File(description="One or more pictures (repeat the field).")],
         min_confidence: Annotated[float | None, Form()] = None,
+        fine: Annotated[bool, Form(description="Estimate any angle from the main face.")] = False,
     ):
         opts = options(min_confidence)
+        opts.fine = fine
         answers = []
         for upload in file:
             try:

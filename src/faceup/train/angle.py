@@ -1,0 +1,170 @@
+"""Train a generic 360-degree angle model on any folder of upright pictures (RotNet's
+generic case) and export it to ONNX.
+
+    faceup train --task angle DIR --out runs/angle
+
+Samples: each upright picture is rotated by a random angle on an expanded canvas,
+then a centred square of side min(w, h)/sqrt(2) x U(0.75, 1) is cut out: that
+square lies inside the rotated picture for *every* angle, so no sample has empty
+corners and every angle is seen at the same scale (the model cannot read the
+angle from corners or from how much the crop was enlarged). Each sample is
+re-encoded as JPEG. Output: 72 bins of 5 degrees trained with soft labels; the
+angle is read as the circular mean of the posterior (finer than a bin).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from faceup.datasets import list_pictures
+from faceup.models.angle import BINS, INPUT_SIZE
+from faceup.train.backbone import mobilenet_v2
+from faceup.train.orientation import Exportable, export_onnx
+
+
+@dataclass
+class AngleConfig:
+    data: str
+    out: str
+    epochs: float = 3.0
+    samples_per_picture: int = 12
+    batch: int = 64
+    lr: float = 1e-3
+    freeze_blocks: int = 7
+    max_steps: int | None = None
+    limit: int | None = None
+    seed: int = 0
+    threads: int = 2
+    size: int = INPUT_SIZE
+
+
+def rotated_square(img: Image.Image, angle_cw: float, scale: float, size: int) -> Image.Image:
+    """The centred square (side min(w,h)/sqrt(2) * scale) of `img` rotated by angle_cw."""
+    w, h = img.size
+    rot = img.rotate(-angle_cw, resample=Image.Resampling.BICUBIC, expand=True)
+    side = min(w, h) / math.sqrt(2) * scale
+    cx, cy = rot.width / 2, rot.height / 2
+    box = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
+    return rot.resize((size, size), Image.Resampling.BILINEAR, box=box)
+
+
+def _sample(args: tuple[str, int, int]) -> tuple[np.ndarray, float]:
+    path, seed, size = args
+    rng = random.Random(seed)
+    with Image.open(path) as im:
+        img = im.convert("RGB")
+    angle = rng.uniform(0, 360)
+    sq = rotated_square(img, angle, rng.uniform(0.75, 1.0), size)
+    if rng.random() < 0.1:
+        sq = sq.convert("L").convert("RGB")
+    buf = io.BytesIO()
+    sq.save(buf, "JPEG", quality=rng.randint(60, 95))
+    buf.seek(0)
+    return np.asarray(Image.open(buf).convert("RGB"), dtype=np.uint8), angle
+
+
+def build(paths: list[Path], per_picture: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from rich.progress import track
+
+    rng = random.Random(seed)
+    args = [(str(p), rng.getrandbits(32), size) for p in paths for _ in range(per_picture)]
+    xs = np.empty((len(args), size, size, 3), dtype=np.uint8)
+    ys = np.empty(len(args), dtype=np.float32)
+    with Pool(2) as pool:
+        for i, (x, y) in enumerate(track(pool.imap(_sample, args, chunksize=64), total=len(args),
+                                         description=f"making {len(args)} rotated samples")):
+            xs[i], ys[i] = x, y
+    return xs, ys
+
+
+def soft_labels(angles: torch.Tensor, sigma_bins: float = 1.0) -> torch.Tensor:
+    centres = torch.arange(BINS, dtype=torch.float32) * (360.0 / BINS)
+    d = (angles[:, None] - centres[None, :] + 180.0) % 360.0 - 180.0
+    w = torch.exp(-0.5 * (d / (sigma_bins * 360.0 / BINS)) ** 2)
+    return w / w.sum(1, keepdim=True)
+
+
+def train_angle(cfg: AngleConfig, paths: list[Path]) -> Path:
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.limit:
+        paths = paths[: cfg.limit]
+    cache = out / f"angle_{cfg.size}_{len(paths)}x{cfg.samples_per_picture}_s{cfg.seed}.npz"
+    if cache.exists():
+        z = np.load(cache)
+        xs, ys = z["x"], z["y"]
+    else:
+        xs, ys = build(paths, cfg.samples_per_picture, cfg.size, cfg.seed)
+        np.savez(cache, x=xs, y=ys)
+    print(f"angle samples: {len(xs)} from {len(paths)} pictures", flush=True)
+
+    model = mobilenet_v2(BINS, pretrained=True)
+    frozen = model.features[: cfg.freeze_blocks]
+    for p in frozen.parameters():
+        p.requires_grad = False
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-4)
+    total = max(1, int(cfg.epochs * len(xs) / cfg.batch))
+    if cfg.max_steps is not None:
+        total = min(total, cfg.max_steps)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.05)
+    wrapped = Exportable(model)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    t0, err_avg = time.time(), None
+    for step in range(1, total + 1):
+        model.train()
+        frozen.eval()
+        idx = torch.randint(0, len(xs), (cfg.batch,), generator=gen).numpy()
+        x = torch.from_numpy(xs[idx]).permute(0, 3, 1, 2).float()
+        y = torch.from_numpy(ys[idx])
+        # mirror: angle a becomes -a, a free extra sample of the same kind
+        flip = torch.rand(cfg.batch, generator=gen) < 0.5
+        x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+        y = torch.where(flip, (360.0 - y) % 360.0, y)
+        logits = wrapped(x)
+        loss = -(soft_labels(y) * torch.log_softmax(logits, 1)).sum(1).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            pred = decode(torch.softmax(logits, 1).numpy())
+            err = float(np.mean(angle_error(pred, y.numpy())))
+        err_avg = err if err_avg is None else 0.98 * err_avg + 0.02 * err
+        if step % 50 == 0 or step == total:
+            rate = step * cfg.batch / (time.time() - t0)
+            print(f"step {step}/{total} loss {loss.item():.3f} train angle error ~{err_avg:.1f} deg "
+                  f"{rate:.0f} img/s eta {(total - step) * cfg.batch / rate / 60:.1f} min", flush=True)
+    onnx_path = out / "angle.onnx"
+    export_onnx(wrapped, onnx_path, cfg.size)
+    (out / "angle_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    return onnx_path
+
+
+def decode(p: np.ndarray) -> np.ndarray:
+    from faceup.models.angle import circular_mean
+
+    return circular_mean(p)
+
+
+def angle_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """RotNet's angle_error: the smallest difference between two angles, in degrees."""
+    return np.abs((np.asarray(a) - np.asarray(b) + 180.0) % 360.0 - 180.0)
+
+
+def folder_pictures(folder: Path) -> list[Path]:
+    return list_pictures(folder)
+

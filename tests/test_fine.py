@@ -1,0 +1,73 @@
+"""--fine: any angle, from the main face's eye line; fix --fine levels the face."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PIL import Image
+
+from conftest import faceup_cli
+from faceup import geometry
+
+
+def turned_by(img: Image.Image, angle: float) -> Image.Image:
+    rot = geometry.rotate(img, angle, expand=True)
+    return rot.crop(geometry.crop_box_inscribed(img.width, img.height, angle))
+
+
+def angle_of(path) -> float:
+    res = faceup_cli("predict", "--json", "--fine", str(path))
+    assert res.returncode == 0, res.stderr
+    obj = json.loads(res.stdout)
+    assert obj["angle"] is not None and 0 <= obj["angle"] < 360
+    assert obj["rotation"] == int(round(obj["angle"] / 90)) % 4 * 90
+    return obj["angle"]
+
+
+def circular_diff(a: float, b: float) -> float:
+    return abs((a - b + 180) % 360 - 180)
+
+
+@pytest.mark.parametrize("angle", [17.0, 128.0, 250.0, 333.0])
+def test_fine_angle_follows_the_turn(tmp_path, astronaut, angle):
+    up = tmp_path / "up.png"
+    astronaut.save(up)
+    level = angle_of(up)  # the astronaut's own head tilt, a few degrees
+    assert circular_diff(level, 0) < 12
+    p = tmp_path / "turned.png"
+    turned_by(astronaut, angle).save(p)
+    # measured precision of the landmark roll is a few degrees (README)
+    assert circular_diff(angle_of(p), angle + level) < 6
+
+
+def test_fix_fine_levels_the_face_and_crops_no_empty_corners(tmp_path, astronaut):
+    p = tmp_path / "turned.jpg"
+    turned_by(astronaut, 200).save(p, quality=92)
+    out = tmp_path / "fixed.jpg"
+    res = faceup_cli("fix", "--fine", str(p), "-o", str(out))
+    assert res.returncode == 0, res.stderr
+    assert circular_diff(angle_of(out), 0) < 12
+    # cropped to the largest upright rectangle for the angle found (no empty corners)
+    src_w, src_h = Image.open(p).size
+    pred = json.loads(faceup_cli("predict", "--json", "--fine", str(p)).stdout)
+    x0, y0, x1, y1 = geometry.crop_box_inscribed(src_w, src_h, pred["angle"])
+    assert Image.open(out).size == (x1 - x0, y1 - y0)
+
+
+def test_fix_fine_expand_fills_the_corners(tmp_path, astronaut_small):
+    p = tmp_path / "turned.png"
+    turned_by(astronaut_small, 40).save(p)
+    out = tmp_path / "fixed.png"
+    res = faceup_cli("fix", "--fine", "--expand", "--fill", "#00ff00", str(p), "-o", str(out))
+    assert res.returncode == 0, res.stderr
+    img = Image.open(out).convert("RGB")
+    assert img.size[0] > Image.open(p).size[0]
+    assert img.getpixel((0, 0)) == (0, 255, 0)
+
+
+def test_a_bad_fill_is_a_clear_error(tmp_path, astronaut_small):
+    p = tmp_path / "a.png"
+    astronaut_small.save(p)
+    res = faceup_cli("fix", "--fine", "--expand", "--fill", "not-a-colour", str(p), "-o", str(tmp_path / "o.png"))
+    assert res.returncode == 2 and "fill" in res.stderr
