@@ -29,6 +29,14 @@ class FaceView:
     evidence: float
 
 
+def _axes(d: Detection) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """The eye line (right eye to left eye), the eyes-to-mouth axis, and their lengths."""
+    kp = d.keypoints
+    eyes = kp[1] - kp[0]
+    down = kp[3] - (kp[0] + kp[1]) / 2
+    return eyes, down, float(np.linalg.norm(eyes)), float(np.linalg.norm(down))
+
+
 def upright_geometry(d: Detection) -> float:
     """0..1: how well the landmarks fit an upright face in this view.
 
@@ -37,9 +45,7 @@ def upright_geometry(d: Detection) -> float:
     between them.
     """
     kp = d.keypoints
-    eyes = kp[1] - kp[0]
-    down = kp[3] - (kp[0] + kp[1]) / 2
-    eye_len, down_len = np.linalg.norm(eyes), np.linalg.norm(down)
+    eyes, down, eye_len, down_len = _axes(d)
     if eye_len < 1e-6 or down_len < 1e-6:
         return 0.0
     level = max(0.0, eyes[0] / eye_len)  # cos of the eye line's tilt (and the right eye on the left)
@@ -113,10 +119,7 @@ EYE_WEIGHT = 1.0
 
 def _loose_geometry(d: Detection) -> float:
     """0..1: eyes-above-mouth fits the eye line, whatever the eye line's tilt."""
-    kp = d.keypoints
-    eyes = kp[1] - kp[0]
-    down = kp[3] - (kp[0] + kp[1]) / 2
-    n_e, n_d = np.linalg.norm(eyes), np.linalg.norm(down)
+    eyes, down, n_e, n_d = _axes(d)
     if n_e < 1e-6 or n_d < 1e-6:
         return 0.0
     # the mouth lies on the side of the eye line that "down" should be: the eye

@@ -29,7 +29,7 @@ from PIL import Image
 
 from faceup.datasets import list_pictures
 from faceup.models.angle import BINS, INPUT_SIZE
-from faceup.train.backbone import mobilenet_v2
+from faceup.train.backbone import freeze_early, mobilenet_v2
 from faceup.train.orientation import Exportable, export_onnx
 
 
@@ -112,10 +112,7 @@ def train_angle(cfg: AngleConfig, paths: list[Path]) -> Path:
     print(f"angle samples: {len(xs)} from {len(paths)} pictures", flush=True)
 
     model = mobilenet_v2(BINS, pretrained=True)
-    frozen = model.features[: cfg.freeze_blocks]
-    for p in frozen.parameters():
-        p.requires_grad = False
-    params = [p for p in model.parameters() if p.requires_grad]
+    frozen, params = freeze_early(model, cfg.freeze_blocks)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-4)
     total = max(1, int(cfg.epochs * len(xs) / cfg.batch))
     if cfg.max_steps is not None:

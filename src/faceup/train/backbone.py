@@ -86,3 +86,13 @@ def mobilenet_v2(num_classes: int, pretrained: bool = True) -> MobileNetV2:
         model.load_state_dict(state)
     model.classifier[1] = nn.Linear(model.classifier[1].in_features, num_classes)
     return model
+
+
+def freeze_early(model: MobileNetV2, blocks: int) -> tuple[nn.Module, list[nn.Parameter]]:
+    """Freeze the first `blocks` feature blocks (the costly high-resolution ones on
+    2 CPU cores). Returns the frozen part (keep it in eval mode so its batch-norm
+    statistics stay ImageNet's) and the parameters left to train."""
+    frozen = model.features[:blocks]
+    for p in frozen.parameters():
+        p.requires_grad = False
+    return frozen, [p for p in model.parameters() if p.requires_grad]

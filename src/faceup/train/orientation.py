@@ -21,7 +21,7 @@ from torch import nn
 
 from faceup.models.orientation import INPUT_SIZE, NUM_CLASSES
 from faceup.train import samples
-from faceup.train.backbone import mobilenet_v2
+from faceup.train.backbone import freeze_early, mobilenet_v2
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -102,10 +102,7 @@ def train(cfg: TrainConfig) -> Path:
     print(f"training samples: {len(data)}", flush=True)
 
     model = mobilenet_v2(NUM_CLASSES, pretrained=True)
-    frozen = model.features[: cfg.freeze_blocks]
-    for p in frozen.parameters():
-        p.requires_grad = False
-    params = [p for p in model.parameters() if p.requires_grad]
+    frozen, params = freeze_early(model, cfg.freeze_blocks)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, len(data) // cfg.batch)
     total = int(cfg.epochs * steps_per_epoch)

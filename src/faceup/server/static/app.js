@@ -19,6 +19,7 @@ async function fixOne(file) {
   form.append("file", file);
   const minconf = document.getElementById("minconf").value;
   if (minconf !== "") form.append("min_confidence", minconf);
+  if (document.getElementById("fine").checked) form.append("fine", "true");
   if (!SHOWABLE.includes(file.type)) form.append("format", "jpeg");
   try {
     const res = await fetch("/fix", { method: "POST", body: form });
@@ -39,7 +40,7 @@ async function fixOne(file) {
     card.querySelector(".angle").textContent = angle ? `${angle}°` : "—";
     card.querySelector(".confidence").textContent = confidence.toFixed(3);
     card.querySelector(".decision").textContent = turned
-      ? `turned back by ${rotation}°`
+      ? `turned back by ${angle ? parseFloat(angle).toFixed(1) : rotation}°`
       : (confident ? "already upright" : "not sure: left as it is");
     const link = card.querySelector(".download");
     link.href = url;
