@@ -99,6 +99,56 @@ def predict(
     raise typer.Exit(1 if failures else 0)
 
 
+@app.command()
+def analyze(
+    paths: Annotated[list[Path], typer.Argument(help="Pictures or directories.", show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line and per picture.")] = False,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Walk sub-directories too.")] = False,
+    only: Annotated[Optional[str], typer.Option("--only", help="Comma-separated: faces,smile,age,gender "
+                    "(default: all).")] = None,
+    fine: Fine = False,
+    min_confidence: MinConfidence = None,
+    max_pixels: MaxPixels = imageio.DEFAULT_MAX_PIXELS,
+) -> None:
+    """Turn each picture upright, then find every face with smile, age and gender,
+    in the coordinates of the upright picture."""
+    from faceup.faces import ANALYSES
+
+    asked = tuple(a.strip() for a in only.split(",")) if only else ANALYSES
+    unknown = [a for a in asked if a not in ANALYSES]
+    if unknown:
+        err.print(f"[red]error:[/red] --only takes {', '.join(ANALYSES)}; not {', '.join(unknown)}")
+        raise typer.Exit(2)
+    options = pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels, fine=fine)
+    items: list[Path] = []
+    for p in paths:
+        items += _walk(p, recursive) if p.is_dir() else [p]
+    failures = 0
+    with _progress(len(items), "analysing") as bar:
+        task = bar.add_task("", total=len(items))
+        for path in items:
+            res = pipeline.analyze(path, options, path=str(path), only=asked)
+            failures += res.prediction.error is not None
+            if as_json:
+                _print_json(res.to_json())
+            elif res.prediction.error:
+                err.print(f"[red]failed[/red] {path}: {res.prediction.error}")
+            else:
+                p = res.prediction
+                out.print(f"{path}: rotation {p.rotation}° (confidence {p.confidence:.3f}), {len(res.faces)} face(s)")
+                for i, f in enumerate(res.faces, 1):
+                    parts = [f"box {[round(v) for v in f.box]}"]
+                    if f.smile is not None:
+                        parts.append(f"smile {f.smile:.2f}")
+                    if f.age is not None:
+                        parts.append(f"age {f.age:.0f}")
+                    if f.gender is not None:
+                        parts.append(f"{f.gender} ({f.gender_score:.2f})")
+                    out.print(f"  face {i}: " + ", ".join(parts))
+            bar.advance(task)
+    raise typer.Exit(1 if failures else 0)
+
+
 @dataclass
 class _Job:
     src: Path
@@ -330,7 +380,8 @@ def _pct(v: float | None) -> str:
 def train(
     directory: Annotated[Optional[Path], typer.Argument(help="With --task angle: a folder of upright pictures "
                          "(default: the training part of the shared scenes).", show_default=False)] = None,
-    task: Annotated[str, typer.Option("--task", help="orientation (4-way, faces and scenes) or angle (0-360).")] = "orientation",
+    task: Annotated[str, typer.Option("--task", help="orientation (4-way, faces and scenes), angle (0-360), "
+                    "smile or agegender.")] = "orientation",
     data: Annotated[Optional[Path], typer.Option("--data", envvar="FACEUP_DATA", help="The shared data folder.")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Run folder: cache, checkpoints, ONNX. "
                        "Default: runs/<task>.")] = None,
@@ -348,11 +399,21 @@ def train(
         raise typer.Exit(2) from None
     from faceup import datasets
 
-    if task not in ("orientation", "angle"):
-        err.print("[red]error:[/red] --task must be orientation or angle")
+    if task not in ("orientation", "angle", "smile", "agegender"):
+        err.print("[red]error:[/red] --task must be orientation, angle, smile or agegender")
         raise typer.Exit(2)
     out_dir = out_dir or Path("runs") / task
     root = datasets.data_root(data)
+    if task in ("smile", "agegender"):
+        from faceup.train.attributes import AttrConfig, train_attributes
+
+        onnx_path = train_attributes(AttrConfig(data=str(root), out=str(out_dir), task=task, epochs=epochs,
+                                                max_steps=max_steps, batch=batch,
+                                                limit=None if scale >= 1 else max(16, int(20000 * scale))))
+        out.print(f"model: {onnx_path}")
+        if install:
+            out.print(f"installed as {cal.install(onnx_path, {}, name=task)}")
+        return
     if task == "angle":
         from faceup.train.angle import AngleConfig, train_angle
 

@@ -203,3 +203,93 @@ def _mirror_averaged_roll(view: Image.Image, d: Detection) -> float:
                 best = max(found, key=lambda f: f.score * f.width)
                 rolls.append(sign * eye_roll(best))
     return float(np.median(rolls))
+
+
+# --------------------------------------------------------------------------- analysis
+
+
+@dataclass
+class Face:
+    """One face in the upright picture. box [x0, y0, x1, y1] and landmarks (right
+    eye, left eye, nose tip, right and left mouth corner approximations, as five
+    [x, y]) in pixels of the upright picture; attributes None when not asked."""
+
+    box: list[float]
+    score: float
+    landmarks: list[list[float]]
+    smile: float | None = None
+    age: float | None = None
+    gender: str | None = None
+    gender_score: float | None = None
+
+    def to_json(self) -> dict:
+        r2 = lambda v: None if v is None else round(float(v), 2)  # noqa: E731
+        r3 = lambda v: None if v is None else round(float(v), 3)  # noqa: E731
+        return {"box": [r2(v) for v in self.box], "score": r3(self.score),
+                "landmarks": [[r2(x), r2(y)] for x, y in self.landmarks],
+                "smile": r3(self.smile), "age": None if self.age is None else round(float(self.age), 1),
+                "gender": self.gender, "gender_score": r3(self.gender_score)}
+
+
+ANALYSES = ("faces", "smile", "age", "gender")
+
+
+def five_landmarks(d: Detection) -> list[list[float]]:
+    """BlazeFace gives eyes, nose tip and the mouth centre; the two mouth corners
+    are placed on the mouth line, half an eye distance apart, perpendicular to the
+    face's vertical axis (an approximation, said so in the README)."""
+    kp = d.keypoints
+    eyes, down, n_e, _ = _axes(d)
+    unit = eyes / max(n_e, 1e-9)
+    half = 0.45 * n_e
+    mouth = kp[3]
+    return [kp[0].tolist(), kp[1].tolist(), kp[2].tolist(), (mouth - unit * half).tolist(), (mouth + unit * half).tolist()]
+
+
+def face_crop(image: Image.Image, d: Detection, margin: float = 1.05) -> Image.Image:
+    """A square crop around the face with its eye line level (how the training
+    crops of UTKFace, GENKI-4K and SMILEsmileD are cut)."""
+    cx, cy = (d.box[0] + d.box[2]) / 2, (d.box[1] + d.box[3]) / 2
+    side = margin * max(d.box[2] - d.box[0], d.box[3] - d.box[1])
+    roll = eye_roll(d)
+    big = image.crop((int(cx - side), int(cy - side), int(cx + side), int(cy + side)))
+    big = big.rotate(roll, resample=Image.Resampling.BILINEAR, center=(cx - int(cx - side), cy - int(cy - side)))
+    c = big.width / 2
+    return big.crop((int(c - side / 2), int(c - side / 2), int(c + side / 2), int(c + side / 2)))
+
+
+def detect_all(image: Image.Image, min_score: float = 0.6) -> list[Detection]:
+    """Faces in an upright picture, from both BlazeFace models, merged."""
+    from faceup.models.blazeface import weighted_nms
+
+    found: list[Detection] = []
+    for name in ("blazeface_full", "blazeface_short"):
+        m = get_model(name)
+        assert isinstance(m, BlazeFace)
+        found += [f for f in m.detect(image, min_score=min_score) if upright_geometry(f) > 0.05]
+    if not found:
+        return []
+    boxes = np.array([f.box for f in found])
+    kps = np.stack([f.keypoints for f in found])
+    scores = np.array([f.score for f in found])
+    return [Detection(box=tuple(float(v) for v in b), score=s, keypoints=k) for b, k, s in weighted_nms(boxes, kps, scores)]
+
+
+def analyze(image: Image.Image, only: tuple[str, ...] = ANALYSES) -> list[Face]:
+    """Every face of the upright picture, with the analyses asked for."""
+    dets = detect_all(image)
+    faces = [Face(box=list(d.box), score=d.score, landmarks=five_landmarks(d)) for d in dets]
+    if not faces:
+        return []
+    crops = [face_crop(image, d) for d in dets]
+    if "smile" in only:
+        smile = get_model("smile").predict(crops)
+        for f, s in zip(faces, smile):
+            f.smile = float(s)
+    if "age" in only or "gender" in only:
+        for f, (age, gender, score) in zip(faces, get_model("agegender").predict(crops)):
+            if "age" in only:
+                f.age = age
+            if "gender" in only:
+                f.gender, f.gender_score = gender, score
+    return faces

@@ -166,3 +166,54 @@ def turn_back_fine(image, angle_cw: float, expand: bool, fill: str):
         background = Image.new(mode, rotated.size, colour)
     background.paste(rotated, (0, 0), mask)
     return background
+
+
+@dataclass
+class Analysis:
+    """`predict`'s answer plus the faces of the upright picture (its coordinates)."""
+
+    prediction: Prediction
+    faces: list = field(default_factory=list)
+    upright_size: tuple[int, int] | None = None
+
+    def to_json(self) -> dict:
+        return {**self.prediction.to_json(), "faces": [f.to_json() for f in self.faces]}
+
+
+#: Faces are looked for on a copy at most this many pixels on a side; their
+#: coordinates are scaled back to the upright picture.
+ANALYZE_SIDE = 1024
+
+
+def upright_image(picture: imageio.Picture, pred: Prediction, options: Options):
+    """The picture as `fix` would make it (PIL image)."""
+    if options.fine and pred.confident and pred.angle is not None and abs(pred.angle - pred.rotation) > 1e-6:
+        return turn_back_fine(picture.image, pred.angle, options.expand, options.fill)
+    op = imageio.UNDO_ROTATION[pred.rotation] if (pred.confident and pred.rotation) else None
+    return picture.image if op is None else picture.image.transpose(op)
+
+
+def analyze(source: Source, options: Options | None = None, path: str | None = None,
+            only: tuple[str, ...] | None = None) -> Analysis:
+    """The orientation fix first, then every face of the upright picture with the
+    analyses asked for (faces, smile, age, gender). Never raises for a bad picture."""
+    from faceup import faces
+
+    options = options or Options()
+    only = only or faces.ANALYSES
+    if path is None and isinstance(source, (str, os.PathLike)):
+        path = str(source)
+    try:
+        picture = imageio.read(source, max_pixels=options.max_pixels)
+    except FaceupError as exc:
+        return Analysis(prediction=Prediction(path=path, error=str(exc)))
+    pred = _estimate(picture, options, path)
+    upright = upright_image(picture, pred, options)
+    small = upright.convert("RGB")
+    small.thumbnail((ANALYZE_SIDE, ANALYZE_SIDE))
+    found = faces.analyze(small, only)
+    scale = upright.width / small.width
+    for f in found:
+        f.box = [v * scale for v in f.box]
+        f.landmarks = [[x * scale, y * scale] for x, y in f.landmarks]
+    return Analysis(prediction=pred, faces=found, upright_size=upright.size)

@@ -185,6 +185,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             answers.append(pred.to_json())
         return answers[0] if len(answers) == 1 else answers
 
+    @app.post("/analyze", summary="Upright the picture, then every face with smile, age and gender",
+              dependencies=[Depends(check_key)])
+    async def analyze(
+        file: Annotated[UploadFile, File(description="The picture.")],
+        only: Annotated[str | None, Form(description="Comma-separated: faces,smile,age,gender.")] = None,
+        fine: Annotated[bool, Form()] = False,
+        min_confidence: Annotated[float | None, Form()] = None,
+    ):
+        from faceup.faces import ANALYSES
+
+        asked = tuple(a.strip() for a in only.split(",")) if only else ANALYSES
+        if any(a not in ANALYSES for a in asked):
+            raise ApiError(422, f"only takes {', '.join(ANALYSES)}")
+        data = await read_upload(file)
+        opts = options(min_confidence)
+        opts.fine = fine
+        res = await anyio.to_thread.run_sync(
+            lambda: pipeline.analyze(data, opts, path=file.filename, only=asked), limiter=limiter)
+        if res.prediction.error:
+            raise _as_http(res.prediction.error, data, opts)
+        return res.to_json()
+
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 

@@ -47,11 +47,43 @@ async function fixOne(file) {
     const cd = res.headers.get("Content-Disposition") || "";
     const m = cd.match(/filename="([^"]+)"/);
     link.download = m ? m[1] : "upright-" + file.name;
+    if (document.getElementById("analyze").checked) await showFaces(card, file, form);
     card.dataset.state = "done";
   } catch (err) {
     card.querySelector(".error").textContent = "Error: " + err.message;
     card.dataset.state = "error";
   }
+}
+
+// Ask /analyze for the faces of the upright picture; draw their boxes over it.
+async function showFaces(card, file, form) {
+  const res = await fetch("/analyze", { method: "POST", body: form });
+  if (!res.ok) return;
+  const result = await res.json();
+  const img = card.querySelector(".fixed");
+  await img.decode().catch(() => {});
+  const layer = card.querySelector(".boxes");
+  const list = card.querySelector(".faces");
+  layer.innerHTML = "";
+  list.innerHTML = "";
+  const sx = img.clientWidth / img.naturalWidth, sy = img.clientHeight / img.naturalHeight;
+  result.faces.forEach((f, i) => {
+    const [x0, y0, x1, y1] = f.box;
+    const box = document.createElement("div");
+    box.className = "box";
+    Object.assign(box.style, { left: `${x0 * sx}px`, top: `${y0 * sy}px`, width: `${(x1 - x0) * sx}px`, height: `${(y1 - y0) * sy}px` });
+    box.innerHTML = `<span>${i + 1}</span>`;
+    layer.appendChild(box);
+    const parts = [];
+    if (f.smile !== null) parts.push(`smile ${f.smile.toFixed(2)}`);
+    if (f.age !== null) parts.push(`age ${Math.round(f.age)}`);
+    if (f.gender !== null) parts.push(`${f.gender} (${f.gender_score.toFixed(2)})`);
+    const li = document.createElement("li");
+    li.className = "face";
+    li.textContent = parts.join(", ") || "face";
+    list.appendChild(li);
+  });
+  if (!result.faces.length) list.innerHTML = "<li class='face none'>no faces found</li>";
 }
 
 async function handle(files) {

@@ -1,0 +1,54 @@
+"""Per-face models: smile, and age + gender. Both take face crops made by
+`faces.face_crop` (square, eye line level)."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from faceup.models.base import Model, register
+from faceup.models.preprocess import to_nchw
+
+SMILE_SIZE = 64
+AGEGENDER_SIZE = 96
+#: The age head predicts age / AGE_SCALE.
+AGE_SCALE = 100.0
+#: Gender labels in the order of the gender head (UTKFace: 0 male, 1 female).
+GENDERS = ("male", "female")
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+@register
+class SmileModel(Model):
+    name = "smile"
+
+    def predict(self, crops: list[Image.Image]) -> np.ndarray:
+        """Probability of a smile for each face crop (trained on grey crops)."""
+        if not crops:
+            return np.zeros(0)
+        batch = np.stack([np.asarray(c.convert("L").convert("RGB").resize((SMILE_SIZE, SMILE_SIZE),
+                                                                              Image.Resampling.BILINEAR)) for c in crops])
+        return _softmax(self.run(to_nchw(batch)))[:, 1]
+
+
+@register
+class AgeGenderModel(Model):
+    name = "agegender"
+
+    def predict(self, crops: list[Image.Image]) -> list[tuple[float, str, float]]:
+        """(age in years, gender, probability of that gender) for each face crop."""
+        if not crops:
+            return []
+        batch = np.stack([np.asarray(c.convert("RGB").resize((AGEGENDER_SIZE, AGEGENDER_SIZE),
+                                                             Image.Resampling.BILINEAR)) for c in crops])
+        out = self.run(to_nchw(batch))
+        p = _softmax(out[:, 1:3])
+        res = []
+        for row, pg in zip(out, p):
+            k = int(np.argmax(pg))
+            res.append((float(np.clip(row[0] * AGE_SCALE, 0, 110)), GENDERS[k], float(pg[k])))
+        return res

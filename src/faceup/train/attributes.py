@@ -1,0 +1,157 @@
+"""Train the per-face models: smile (SMILEsmileD) and age + gender (UTKFace).
+
+    faceup train --task smile        # held out: GENKI-4K, a source it never sees
+    faceup train --task agegender    # held out: the UTKFace validation part
+
+Inputs are face crops as faceup makes them at run time (a square around the face,
+eye line level; see faces.face_crop), which is how both data sets are cut. Race
+labels are never a target: they are read only to report accuracy per group.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from faceup import datasets
+from faceup.models.attributes import AGE_SCALE, AGEGENDER_SIZE, SMILE_SIZE
+from faceup.train.backbone import freeze_early, mobilenet_v2
+from faceup.train.orientation import Exportable, export_onnx
+
+
+@dataclass
+class AttrConfig:
+    data: str
+    out: str
+    task: str  # "smile" or "agegender"
+    epochs: float = 3.0
+    batch: int = 64
+    lr: float = 1e-3
+    freeze_blocks: int = 7
+    max_steps: int | None = None
+    limit: int | None = None
+    seed: int = 0
+    threads: int = 2
+
+
+def _load(paths: list[Path], size: int, grey: bool) -> np.ndarray:
+    out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
+    for i, p in enumerate(paths):
+        with Image.open(p) as im:
+            img = im.convert("L").convert("RGB") if grey else im.convert("RGB")
+            out[i] = np.asarray(img.resize((size, size), Image.Resampling.BILINEAR))
+    return out
+
+
+def smile_data(root: Path, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
+    base = root / "smile" / "smilesmiled"
+    paths, labels = [], []
+    for label in (0, 1):
+        for p in datasets.list_pictures(base / str(label)):
+            paths.append(p)
+            labels.append(label)
+    idx = list(range(len(paths)))
+    random.Random(0).shuffle(idx)
+    idx = idx[:limit] if limit else idx
+    return _load([paths[i] for i in idx], SMILE_SIZE, grey=True), np.array([labels[i] for i in idx])
+
+
+def genki_heldout(root: Path) -> tuple[list[Path], np.ndarray]:
+    base = root / "smile" / "genki4k_train"
+    paths, labels = [], []
+    for label in (0, 1):
+        for p in datasets.list_pictures(base / str(label)):
+            paths.append(p)
+            labels.append(label)
+    return paths, np.array(labels)
+
+
+def agegender_data(root: Path, split: str, limit: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    paths = []
+    ages, genders = [], []
+    for p in datasets.utkface(root, split):
+        lab = datasets.utkface_labels(p)
+        if lab["age"] is None or lab["gender"] not in (0, 1):
+            continue
+        paths.append(p)
+        ages.append(lab["age"])
+        genders.append(lab["gender"])
+    if limit:
+        paths, ages, genders = paths[:limit], ages[:limit], genders[:limit]
+    return _load(paths, AGEGENDER_SIZE, grey=False), np.array(ages, np.float32), np.array(genders)
+
+
+def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    n = x.shape[0]
+    flip = torch.rand(n, generator=gen) < 0.5
+    x = torch.where(flip.view(n, 1, 1, 1), x.flip(3), x)
+    gain = 0.8 + 0.4 * torch.rand(n, 1, 1, 1, generator=gen)
+    bias = (torch.rand(n, 1, 1, 1, generator=gen) - 0.5) * 30
+    # small shifts: faces are never cut exactly the same way
+    dx, dy = (torch.randint(-3, 4, (2,), generator=gen)).tolist()
+    x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+    return (x * gain + bias).clamp(0, 255)
+
+
+def train_attributes(cfg: AttrConfig) -> Path:
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    root = Path(cfg.data)
+    if cfg.task == "smile":
+        xs, ys = smile_data(root, cfg.limit)
+        n_out = 2
+    elif cfg.task == "agegender":
+        xs, ages, ys = agegender_data(root, "train", cfg.limit)
+        n_out = 3  # age / AGE_SCALE, gender logits (male, female)
+    else:
+        raise ValueError(f"unknown task {cfg.task}")
+    print(f"{cfg.task}: {len(xs)} training faces", flush=True)
+    model = mobilenet_v2(n_out, pretrained=True)
+    frozen, params = freeze_early(model, cfg.freeze_blocks)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-4)
+    total = max(1, int(cfg.epochs * len(xs) / cfg.batch))
+    if cfg.max_steps is not None:
+        total = min(total, cfg.max_steps)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.05)
+    wrapped = Exportable(model)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    t0, avg = time.time(), None
+    for step in range(1, total + 1):
+        model.train()
+        frozen.eval()
+        idx = torch.randint(0, len(xs), (cfg.batch,), generator=gen).numpy()
+        x = _augment(torch.from_numpy(xs[idx]).permute(0, 3, 1, 2).float(), gen)
+        out_t = wrapped(x)
+        y = torch.from_numpy(ys[idx]).long()
+        if cfg.task == "smile":
+            loss = nn.functional.cross_entropy(out_t, y, label_smoothing=0.05)
+            metric = (out_t.argmax(1) == y).float().mean().item()
+        else:
+            age = torch.from_numpy(ages[idx]) / AGE_SCALE
+            loss = nn.functional.smooth_l1_loss(out_t[:, 0], age, beta=0.05) * 4 + \
+                nn.functional.cross_entropy(out_t[:, 1:], y, label_smoothing=0.05)
+            metric = (out_t[:, 1:].argmax(1) == y).float().mean().item()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        avg = metric if avg is None else 0.98 * avg + 0.02 * metric
+        if step % 50 == 0 or step == total:
+            rate = step * cfg.batch / (time.time() - t0)
+            print(f"step {step}/{total} loss {loss.item():.3f} train acc~{avg:.3f} {rate:.0f} img/s "
+                  f"eta {(total - step) * cfg.batch / rate / 60:.1f} min", flush=True)
+    size = SMILE_SIZE if cfg.task == "smile" else AGEGENDER_SIZE
+    onnx_path = out / f"{cfg.task}.onnx"
+    export_onnx(wrapped, onnx_path, size)
+    (out / f"{cfg.task}_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    return onnx_path
