@@ -159,3 +159,13 @@ def test_make_run_samples_are_all_handled(tmp_path):
     objs = {Path(json.loads(line)["path"]).name: json.loads(line) for line in res.stdout.splitlines()}
     assert objs["astronaut-turned-90.jpg"]["rotation"] == 90
     assert objs["astronaut-exif-6.jpg"]["rotation"] == 0 and objs["astronaut-exif-6.jpg"]["exif_orientation"] == 6
+
+
+def test_evaluate_angle_task_reports_errors(tmp_path, coffee):
+    (tmp_path / "scenes").mkdir()
+    for i in range(3):
+        coffee.save(tmp_path / "scenes" / f"c{i}.jpg")
+    res = faceup_cli("evaluate", "--task", "angle", "--json", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    row = json.loads(res.stdout)["sources"][0]
+    assert row["cases"] == 3 and 0 <= row["mean_error"] <= 180 and 0 <= row["within_10"] <= 1

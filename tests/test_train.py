@@ -61,3 +61,43 @@ def test_held_out_parts_are_never_trained_on(root):
     held_out = {str(p) for p in datasets.crowds(root, "test") + datasets.scenes(root, "test") + datasets.lfw(root)}
     assert used and not (used & held_out)
     assert not any("/lfw/" in p or "/smilesmiled/" in p for p in used)
+
+
+def test_tiny_angle_training_run(root, tmp_path):
+    import onnxruntime as ort
+
+    res = faceup_cli("train", "--task", "angle", str(root / "scenes" / "intel" / "sea"), "--out", str(tmp_path / "a"),
+                     "--scale", "0.01", "--max-steps", "2", "--batch", "8")
+    assert res.returncode == 0, res.stdout + res.stderr
+    sess = ort.InferenceSession(str(tmp_path / "a" / "angle.onnx"))
+    assert sess.run(None, {"image": np.zeros((2, 3, 96, 96), np.float32)})[0].shape == (2, 72)
+
+
+@pytest.mark.parametrize("task", ["smile", "agegender"])
+def test_tiny_face_attribute_training_runs(root, tmp_path, task):
+    res = faceup_cli("train", "--task", task, "--data", str(root), "--out", str(tmp_path / task),
+                     "--scale", "0.001", "--max-steps", "2", "--batch", "8")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert (tmp_path / task / f"{task}.onnx").stat().st_size > 1000
+
+
+def test_angle_samples_have_no_empty_corners():
+    from PIL import Image
+
+    from faceup.train.angle import rotated_square
+
+    img = Image.new("RGB", (120, 90), (255, 255, 255))
+    for angle in (0.0, 13.0, 45.0, 90.0, 137.0, 222.0, 300.0):
+        sq = np.asarray(rotated_square(img, angle, 1.0, 64))
+        assert sq.min() > 200, angle  # no black (empty) pixel anywhere
+
+
+def test_circular_mean_reads_between_bins():
+    from faceup.models.angle import BINS, circular_mean
+
+    p = np.zeros((1, BINS))
+    p[0, 0] = p[0, 1] = 0.5  # 0 and 5 degrees
+    assert abs(circular_mean(p)[0] - 2.5) < 1e-6
+    p = np.zeros((1, BINS))
+    p[0, -1] = p[0, 1] = 0.5  # 355 and 5 degrees: the mean is 0, not 180
+    assert min(circular_mean(p)[0], 360 - circular_mean(p)[0]) < 1e-6

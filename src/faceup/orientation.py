@@ -45,7 +45,7 @@ def default_min_confidence() -> float:
     return float(model().info.meta.get("min_confidence", FALLBACK_MIN_CONFIDENCE))
 
 
-def estimate(image: Image.Image, tta: bool = True, use_faces: bool = True) -> Orientation:
+def estimate(image: Image.Image, tta: bool | None = None, use_faces: bool = True) -> Orientation:
     """The classifier (with test-time augmentation), then, where it is not sure,
     face evidence from the four quarter turns, combined as a product of experts."""
     p = model().scores(image, tta=tta)

@@ -23,10 +23,11 @@ Source = str | os.PathLike | bytes | BinaryIO
 @dataclass
 class Options:
     """min_confidence: below it `fix` leaves the picture as it is (None: the
-    calibrated default shipped with the model). tta: average over the four turns."""
+    calibrated default shipped with the model). tta: average over the four turns
+    (None: only where one pass is unsure)."""
 
     min_confidence: float | None = None
-    tta: bool = True
+    tta: bool | None = None
     max_pixels: int = imageio.DEFAULT_MAX_PIXELS
     format: str | None = None
     #: Estimate any angle (from the main face's eye line), not only quarter turns.
@@ -84,6 +85,24 @@ class Fixed:
 FINE_SIDE = 640
 
 
+#: The generic angle model's answer is used for pictures without a face only when
+#: its posterior is at least this concentrated (chosen on the validation scenes:
+#: it keeps 88% of them, with a mean error of 4.6 degrees on those).
+SCENE_ANGLE_MIN_CONCENTRATION = 0.8
+
+
+def _scene_angle(image, rotation: int) -> float:
+    """No face: the generic angle model (the scene's horizon), when it is sure and
+    agrees with the quarter-turn decision; otherwise the quarter turn itself."""
+    from faceup.models import get_model
+
+    angle, concentration = get_model("angle").predict(image)
+    nearest = int(round(angle / 90.0)) % 4 * 90
+    if concentration >= SCENE_ANGLE_MIN_CONCENTRATION and nearest == rotation:
+        return round(angle, 2) % 360.0
+    return float(rotation)
+
+
 def _estimate(picture: imageio.Picture, options: Options, path: str | None) -> Prediction:
     est = orientation.estimate(picture.image, tta=options.tta)
     rotation, confidence, angle = est.rotation, est.confidence, None
@@ -94,7 +113,7 @@ def _estimate(picture: imageio.Picture, options: Options, path: str | None) -> P
         small.thumbnail((FINE_SIDE, FINE_SIDE))
         roll = faces.fine_angle(small, hint_cw=est.rotation)
         if roll is None:
-            angle = float(est.rotation)  # no face: the quarter turn is the estimate
+            angle = _scene_angle(small, est.rotation)
         else:
             # The face decides; confidence: the larger of the classifier's probability
             # for the nearest quarter turn and the face's score x landmark-geometry fit.

@@ -34,11 +34,34 @@ def centre_square(img: Image.Image, size: int = INPUT_SIZE) -> np.ndarray:
 class AngleModel(Model):
     name = "angle"
 
-    def predict(self, img: Image.Image) -> tuple[float, float]:
-        """(angle in degrees clockwise, concentration 0..1 of the posterior)."""
-        z = self.run(to_nchw(centre_square(img)[None]))[0]
-        p = np.exp(z - z.max())
-        p /= p.sum()
+    def predict(self, img: Image.Image, tta: bool = True) -> tuple[float, float]:
+        """(angle in degrees clockwise, concentration 0..1 of the posterior).
+
+        With tta, the posterior is averaged over the eight exact quarter turns and
+        mirror images of the picture, each realigned (a quarter turn shifts the
+        angle by 90 degrees, a mirror negates it)."""
+        sq = centre_square(img)
+        if not tta:
+            variants = [sq]
+        else:
+            variants = [np.rot90(v, j) for v in (sq, sq[:, ::-1]) for j in range(4)]
+        z = self.run(to_nchw(np.ascontiguousarray(np.stack(variants))))
+        z = z - z.max(1, keepdims=True)
+        probs = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+        if tta:
+            q = BINS // 4
+            aligned = []
+            for i, pv in enumerate(probs):
+                j, mirrored = i % 4, i >= 4
+                # variant j was turned j quarter turns counter-clockwise: its angle is
+                # theta - 90 j (theta' = -theta for the mirror); shift back by j*q bins
+                pv = np.roll(pv, j * q)
+                if mirrored:
+                    pv = np.roll(pv[::-1], 1)  # bin k -> bin -k
+                aligned.append(pv)
+            p = np.mean(aligned, axis=0)
+        else:
+            p = probs[0]
         centres = np.deg2rad(np.arange(BINS) * (360.0 / BINS))
         r = float(np.hypot((p * np.cos(centres)).sum(), (p * np.sin(centres)).sum()))
         return float(circular_mean(p[None])[0]), r

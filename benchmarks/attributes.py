@@ -1,0 +1,120 @@
+"""Per-face models on held-out data, per demographic group where the data has labels.
+
+    .venv/bin/python benchmarks/attributes.py [--limit 2000]
+
+- smile: GENKI-4K (the model was trained on SMILEsmileD only: another source);
+- age and gender: the UTKFace validation part (never trained on);
+- the orientation decision on the same UTKFace faces turned 0/90/180/270.
+Race is never predicted; UTKFace's race label is read only to split the report.
+Faces go through the run-time path: BlazeFace on the picture, a levelled crop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from faceup import datasets, faces, pipeline  # noqa: E402
+from faceup.evaluate import turned_jpeg  # noqa: E402
+from faceup.models import get_model  # noqa: E402
+from faceup.train.attributes import genki_heldout  # noqa: E402
+
+RACES = {0: "White", 1: "Black", 2: "Asian", 3: "Indian", 4: "Others"}
+AGE_GROUPS = [(0, 2), (3, 9), (10, 19), (20, 29), (30, 39), (40, 49), (50, 59), (60, 69), (70, 200)]
+
+
+def age_group(age: float) -> int:
+    for i, (lo, hi) in enumerate(AGE_GROUPS):
+        if lo <= age <= hi:
+            return i
+    return len(AGE_GROUPS) - 1
+
+
+def group_name(i: int) -> str:
+    lo, hi = AGE_GROUPS[i]
+    return f"{lo}+" if hi >= 200 else f"{lo}-{hi}"
+
+
+def crop_of(img: Image.Image) -> Image.Image | None:
+    found = faces.detect_all(img, min_score=0.5)
+    if not found:
+        return None
+    return faces.face_crop(img, max(found, key=lambda d: d.width))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--limit", type=int, default=2000)
+    ap.add_argument("--data", default=None)
+    args = ap.parse_args()
+    root = datasets.data_root(args.data)
+    rng = random.Random(0)
+    print(f"command: python benchmarks/attributes.py --limit {args.limit}\n")
+
+    # smile on GENKI-4K
+    paths, labels = genki_heldout(root)
+    idx = rng.sample(range(len(paths)), min(args.limit, len(paths)))
+    smile = get_model("smile")
+    right, n, missed = 0, 0, 0
+    for i in idx:
+        img = Image.open(paths[i]).convert("RGB")
+        crop = crop_of(img)
+        if crop is None:
+            missed += 1
+            crop = img  # the crop is a face already: use it whole
+        right += int((smile.predict([crop])[0] >= 0.5) == labels[i])
+        n += 1
+    print("| smile: held-out source | faces | accuracy | no face detected (whole crop used) |")
+    print("|---|---|---|---|")
+    print(f"| GENKI-4K | {n} | {right / n:.1%} | {missed} |\n")
+
+    # age, gender and orientation on UTKFace validation faces, per group
+    utk = datasets.utkface(root, "val")
+    utk = rng.sample(utk, min(args.limit, len(utk)))
+    ag = get_model("agegender")
+    rows = defaultdict(lambda: {"n": 0, "gender": 0, "age_ok": 0, "age_err": 0.0, "orient": 0, "orient_n": 0})
+    opts = pipeline.Options()
+    for p in utk:
+        lab = datasets.utkface_labels(p)
+        if lab["age"] is None or lab["gender"] not in (0, 1):
+            continue
+        img = Image.open(p).convert("RGB")
+        crop = crop_of(img) or img
+        age, gender, _ = ag.predict([crop])[0]
+        g_ok = gender == ("male", "female")[lab["gender"]]
+        a_ok = abs(age_group(age) - age_group(lab["age"])) <= 1
+        orient = sum(pipeline.predict(turned_jpeg(img, r), opts).rotation == r for r in (0, 90, 180, 270))
+        keys = ["all", f"gender: {('male', 'female')[lab['gender']]}", f"age: {group_name(age_group(lab['age']))}"]
+        if lab["race"] in RACES:
+            keys.append(f"group: {RACES[lab['race']]}")
+        for k in keys:
+            r = rows[k]
+            r["n"] += 1
+            r["gender"] += g_ok
+            r["age_ok"] += a_ok
+            r["age_err"] += abs(age - lab["age"])
+            r["orient"] += orient
+            r["orient_n"] += 4
+    print("| UTKFace validation faces | faces | gender accuracy | age: right decade group or next | "
+          "age mean abs. error | orientation accuracy (4 turns) |")
+    print("|---|---|---|---|---|---|")
+    order = ["all"] + sorted(k for k in rows if k.startswith("gender")) + \
+        [f"age: {group_name(i)}" for i in range(len(AGE_GROUPS)) if f"age: {group_name(i)}" in rows] + \
+        sorted(k for k in rows if k.startswith("group"))
+    for k in order:
+        r = rows[k]
+        print(f"| {k} | {r['n']} | {r['gender'] / r['n']:.1%} | {r['age_ok'] / r['n']:.1%} | "
+              f"{r['age_err'] / r['n']:.1f} y | {r['orient'] / r['orient_n']:.2%} |")
+    print("\n(group: UTKFace's own race label, used only to split this report; never predicted)")
+
+
+if __name__ == "__main__":
+    main()
