@@ -49,6 +49,10 @@ def test_upload_a_turned_photo_and_see_it_upright(page_url, tmp_path, astronaut_
                                  " document.querySelector('.card .fixed').naturalHeight]")
             assert (w, h) == (256, 192)
             assert card.locator(".download").get_attribute("download") == "turned.upright.jpg"
+            # the analysis: one face boxed over the upright picture, with smile, age and gender
+            assert card.locator(".boxes .box").count() == 1
+            face = card.locator(".faces li").first.inner_text()
+            assert "smile" in face and "age" in face and ("female" in face or "male" in face)
             page.screenshot(path=str(tmp_path / "page.png"))
         finally:
             browser.close()

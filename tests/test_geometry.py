@@ -105,4 +105,5 @@ def test_box_mapping_contains_the_mapped_corners(w, h, angle, rel):
     box = (rel[0] * w, rel[1] * h, rel[2] * w, rel[3] * h)
     mapped = geometry.map_box(box, w, h, angle)
     centre = geometry.map_points([((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)], w, h, angle)[0]
-    assert mapped[0] <= centre[0] <= mapped[2] and mapped[1] <= centre[1] <= mapped[3]
+    eps = 1e-9 * max(w, h)
+    assert mapped[0] - eps <= centre[0] <= mapped[2] + eps and mapped[1] - eps <= centre[1] <= mapped[3] + eps

@@ -85,6 +85,9 @@ class Fixed:
 FINE_SIDE = 640
 
 
+#: How clear a face must be to overrule an unsure quarter-turn decision in --fine.
+FACE_DECIDES_QUALITY = 0.8
+
 #: The generic angle model's answer is used for pictures without a face only when
 #: its posterior is at least this concentrated (chosen on the validation scenes:
 #: it keeps 88% of them, with a mean error of 4.6 degrees on those).
@@ -112,14 +115,19 @@ def _estimate(picture: imageio.Picture, options: Options, path: str | None) -> P
         small = picture.image.copy()
         small.thumbnail((FINE_SIDE, FINE_SIDE))
         roll = faces.fine_angle(small, hint_cw=est.rotation)
-        if roll is None:
-            angle = _scene_angle(small, est.rotation)
-        else:
-            # The face decides; confidence: the larger of the classifier's probability
-            # for the nearest quarter turn and the face's score x landmark-geometry fit.
+        face_turn = None if roll is None else int(round(roll.angle / 90.0)) % 4 * 90
+        # The face decides when it agrees with the quarter-turn decision, or when
+        # that decision is unsure and the face is clear (false faces on cats and
+        # rockets exist; they must not overrule a confident classifier).
+        if roll is not None and (face_turn == est.rotation
+                                 or (est.confidence < options.threshold() and roll.quality >= FACE_DECIDES_QUALITY)):
             angle = round(roll.angle, 2) % 360.0
-            rotation = int(round(angle / 90.0)) % 4 * 90
+            rotation = face_turn
+            # confidence: the larger of the classifier's probability for that
+            # quarter turn and the face's score x landmark-geometry fit
             confidence = max(est.scores[rotation // 90], min(0.99, roll.quality))
+        else:
+            angle = _scene_angle(small, est.rotation)
     return Prediction(
         path=path, rotation=rotation, confidence=confidence,
         confident=confidence >= options.threshold(), angle=angle,
