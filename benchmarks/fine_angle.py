@@ -36,7 +36,7 @@ def main() -> None:
     rng = random.Random(1)
     paths = rng.sample(datasets.utkface(root, "val"), args.limit)
     opts = pipeline.Options(fine=True)
-    errors, seconds, no_face = [], 0.0, 0
+    errors, seconds = [], 0.0
     for p in paths:
         img = Image.open(p).convert("RGB").resize((200, 200), Image.Resampling.BICUBIC)
         angle = rng.uniform(0, 360)

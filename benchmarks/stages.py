@@ -11,7 +11,6 @@ JPEG q90 and decoded as `faceup predict` would. Prints a table per stage.
 from __future__ import annotations
 
 import argparse
-import io
 import random
 import sys
 import time

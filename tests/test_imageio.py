@@ -7,9 +7,7 @@ import io
 import os
 import struct
 import zlib
-from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image, ImageCms
 

@@ -390,6 +390,8 @@ def train(
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps.")] = None,
     batch: Annotated[int, typer.Option(help="Batch size.")] = 64,
     install: Annotated[bool, typer.Option("--install", help="Copy the model into the package registry.")] = False,
+    sources: Annotated[str, typer.Option("--sources", help="With --task smile: folders under smile/ to train on.")]
+    = "smilesmiled,genki4k_train",
 ) -> None:
     """Train a model (needs the train extra: pip install 'faceup[train]')."""
     try:
@@ -409,6 +411,7 @@ def train(
 
         onnx_path = train_attributes(AttrConfig(data=str(root), out=str(out_dir), task=task, epochs=epochs,
                                                 max_steps=max_steps, batch=batch,
+                                                sources=tuple(x.strip() for x in sources.split(",") if x.strip()),
                                                 limit=None if scale >= 1 else max(16, int(20000 * scale))))
         out.print(f"model: {onnx_path}")
         if install:

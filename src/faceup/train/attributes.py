@@ -1,6 +1,6 @@
 """Train the per-face models: smile (SMILEsmileD) and age + gender (UTKFace).
 
-    faceup train --task smile        # held out: GENKI-4K, a source it never sees
+    faceup train --task smile        # SMILEsmileD and GENKI-4K (--sources to choose)
     faceup train --task agegender    # held out: the UTKFace validation part
 
 Inputs are face crops as faceup makes them at run time (a square around the face,
@@ -40,6 +40,8 @@ class AttrConfig:
     limit: int | None = None
     seed: int = 0
     threads: int = 2
+    #: smile: folders under smile/ to train on (leave one out to measure a new source)
+    sources: tuple[str, ...] = ("smilesmiled", "genki4k_train")
 
 
 def _load(paths: list[Path], size: int, grey: bool) -> np.ndarray:
@@ -51,21 +53,22 @@ def _load(paths: list[Path], size: int, grey: bool) -> np.ndarray:
     return out
 
 
-def smile_data(root: Path, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
-    base = root / "smile" / "smilesmiled"
+def smile_data(root: Path, limit: int | None, sources: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     paths, labels = [], []
-    for label in (0, 1):
-        for p in datasets.list_pictures(base / str(label)):
-            paths.append(p)
-            labels.append(label)
+    for source in sources:
+        for label in (0, 1):
+            for p in datasets.list_pictures(root / "smile" / source / str(label)):
+                paths.append(p)
+                labels.append(label)
     idx = list(range(len(paths)))
     random.Random(0).shuffle(idx)
     idx = idx[:limit] if limit else idx
     return _load([paths[i] for i in idx], SMILE_SIZE, grey=True), np.array([labels[i] for i in idx])
 
 
-def genki_heldout(root: Path) -> tuple[list[Path], np.ndarray]:
-    base = root / "smile" / "genki4k_train"
+def smile_source(root: Path, source: str) -> tuple[list[Path], np.ndarray]:
+    """Every crop of one smile source (to test a model that never saw it)."""
+    base = root / "smile" / source
     paths, labels = [], []
     for label in (0, 1):
         for p in datasets.list_pictures(base / str(label)):
@@ -108,7 +111,7 @@ def train_attributes(cfg: AttrConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     root = Path(cfg.data)
     if cfg.task == "smile":
-        xs, ys = smile_data(root, cfg.limit)
+        xs, ys = smile_data(root, cfg.limit, cfg.sources)
         n_out = 2
     elif cfg.task == "agegender":
         xs, ages, ys = agegender_data(root, "train", cfg.limit)
