@@ -143,11 +143,14 @@ def plot_reliability(summary: dict, path: str | Path) -> None:
     xs = [b["confidence"] for b in rel["bins"]]
     ys = [b["accuracy"] for b in rel["bins"]]
     ax.plot(xs, ys, "o-")
+    for b in rel["bins"]:
+        ax.annotate(f"n={b['n']}", (b["confidence"], b["accuracy"]), textcoords="offset points",
+                    xytext=(-8, -12), fontsize=7, ha="right")
     ax.set_xlabel("confidence")
     ax.set_ylabel("accuracy")
-    ax.set_xlim(0.2, 1.0)
-    ax.set_ylim(0.2, 1.0)
-    ax.set_title(f"{summary['name']}: ECE {rel['ece']:.3f}")
+    ax.set_xlim(0.2, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"{summary['name']}: {summary['cases']} cases, ECE {rel['ece']:.3f}")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
