@@ -12,10 +12,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 from PIL import Image
 from skimage import data as skdata
 
 REPO = Path(__file__).resolve().parents[1]
+
+# In CI the property tests run the same examples every time (a failure found
+# while developing is kept in .hypothesis; CI must not be flaky).
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 T = Image.Transpose
 
 #: upright -> turned `r` degrees clockwise (the CLI contract's convention)
