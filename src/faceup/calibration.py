@@ -5,13 +5,18 @@ from __future__ import annotations
 import numpy as np
 
 
-def _log_softmax(z: np.ndarray) -> np.ndarray:
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    """Log-probabilities from logits, along the last axis (numerically stable)."""
     z = z - z.max(axis=-1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
+def softmax(z: np.ndarray) -> np.ndarray:
+    return np.exp(log_softmax(z))
+
+
 def nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
-    lp = _log_softmax(logits / temperature)
+    lp = log_softmax(logits / temperature)
     return float(-lp[np.arange(len(labels)), labels].mean())
 
 

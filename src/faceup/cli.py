@@ -188,19 +188,11 @@ def fix(
     try:
         if fmt:
             imageio.normalize_format(fmt)
+        options = pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels, format=fmt,
+                                   fine=fine, expand=expand, fill=fill)
     except FaceupError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
-    if fill != "blur":
-        from PIL import ImageColor
-
-        try:
-            ImageColor.getrgb(fill)
-        except ValueError:
-            err.print(f"[red]error:[/red] --fill must be a colour (white, #203040) or 'blur', not {fill!r}")
-            raise typer.Exit(2) from None
-    options = pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels, format=fmt,
-                               fine=fine, expand=expand, fill=fill)
 
     jobs: list[_Job] = []
     if input.is_dir():

@@ -14,11 +14,9 @@ The split rules live here, once, so that `faceup train` never sees what
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -67,30 +65,9 @@ def list_pictures(folder: Path, recursive: bool = True) -> list[Path]:
     return sorted(p for p in it if p.is_file() and p.suffix.lower() in PICTURE_SUFFIXES)
 
 
-@dataclass(frozen=True)
-class Source:
-    name: str
-    paths: list[Path]
-
-
 def crowds(root: Path, split: Split) -> list[Path]:
     folder = root / "photos" / "crowds"
     return [p for p in list_pictures(folder, recursive=False) if _split_by_number(p) == split]
-
-
-def crowd_boxes(root: Path) -> dict[str, list[list[float]]]:
-    """Face boxes [x0, y0, x1, y1] per crowd file name."""
-    with open(root / "photos" / "crowds" / "faces.json") as f:
-        raw = json.load(f)
-    out: dict[str, list[list[float]]] = {}
-    for name, faces in raw.items():
-        boxes = []
-        for face in faces if isinstance(faces, list) else faces.get("faces", []):
-            box = face.get("box") if isinstance(face, dict) else face
-            if box is not None:
-                boxes.append([float(v) for v in box[:4]])
-        out[name] = boxes
-    return out
 
 
 def scenes(root: Path, split: Split) -> list[Path]:

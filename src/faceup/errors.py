@@ -32,6 +32,12 @@ class DecompressionBombError(FaceupError):
     http_status = 413
 
 
+class BadOptionError(FaceupError):
+    """An option value that cannot be used (e.g. a fill that is not a colour)."""
+
+    http_status = 422
+
+
 class ModelIntegrityError(FaceupError):
     """A shipped model file is missing or does not match its recorded sha256."""
 

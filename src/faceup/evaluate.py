@@ -16,17 +16,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from faceup import pipeline
+from faceup import geometry, pipeline
 from faceup.calibration import reliability
 from faceup.models.orientation import ROTATIONS
 
-#: upright -> turned `r` degrees clockwise
-TURN = {0: None, 90: Image.Transpose.ROTATE_270, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_90}
-
-
 def turned_jpeg(img: Image.Image, rotation: int, quality: int = 90) -> bytes:
-    op = TURN[rotation]
-    out = img.convert("RGB") if op is None else img.convert("RGB").transpose(op)
+    """The upright picture turned `rotation` degrees clockwise, as JPEG."""
+    out = geometry.quarter_turn(img.convert("RGB"), rotation)
     buf = io.BytesIO()
     out.save(buf, "JPEG", quality=quality)
     return buf.getvalue()
@@ -159,8 +155,6 @@ def plot_reliability(summary: dict, path: str | Path) -> None:
 def rotated_case(img: Image.Image, angle_cw: float, quality: int = 90) -> bytes:
     """An upright picture turned by angle_cw (clockwise), cropped to the largest
     upright rectangle without empty corners, saved as JPEG."""
-    from faceup import geometry
-
     w, h = img.size
     rot = geometry.rotate(img.convert("RGB"), angle_cw, expand=True)
     rot = rot.crop(geometry.crop_box_inscribed(w, h, angle_cw))

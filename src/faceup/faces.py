@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from faceup import geometry
 from faceup.models import get_model
 from faceup.models.blazeface import BlazeFace, Detection
 
@@ -67,7 +68,7 @@ def views(image: Image.Image) -> list[FaceView]:
     side = max(image.size)
     out = []
     for j in range(4):
-        view = image if j == 0 else image.transpose(_CCW[j])
+        view = geometry.quarter_turn(image, -90 * j)  # j quarter turns counter-clockwise
         found = det.detect(view)
         ev = 0.0
         for d in found:
@@ -75,9 +76,6 @@ def views(image: Image.Image) -> list[FaceView]:
             ev += d.score * upright_geometry(d) * size
         out.append(FaceView(turn=j, detections=found, evidence=ev))
     return out
-
-
-_CCW = {1: Image.Transpose.ROTATE_90, 2: Image.Transpose.ROTATE_180, 3: Image.Transpose.ROTATE_270}
 
 
 def evidence_log_likelihood(face_views: list[FaceView], strength: float) -> np.ndarray:
@@ -128,20 +126,24 @@ def _loose_geometry(d: Detection) -> float:
     return float(max(0.0, normal @ down / n_d))
 
 
-def _best_face(view: Image.Image) -> Detection | None:
-    found = []
+def _level_faces(view: Image.Image) -> dict[str, list[Detection]]:
+    """Faces with a plausible eyes-above-mouth layout, per BlazeFace model."""
+    out = {}
     for name in ("blazeface_full", "blazeface_short"):
         m = get_model(name)
         assert isinstance(m, BlazeFace)
-        found += [d for d in m.detect(view) if _loose_geometry(d) > 0.6]
+        out[name] = [d for d in m.detect(view) if _loose_geometry(d) > 0.6]
+    return out
+
+
+def _best_face(view: Image.Image, per_model: dict[str, list[Detection]] | None = None) -> Detection | None:
+    found = [d for faces in (per_model or _level_faces(view)).values() for d in faces]
     if not found:
         return None
     return max(found, key=lambda d: d.score * d.width * _loose_geometry(d))
 
 
 def _rotate_back(img: Image.Image, angle_cw: float) -> Image.Image:
-    from faceup import geometry
-
     return geometry.rotate(img.convert("RGB"), -angle_cw, expand=True, fill=(0, 0, 0),
                            resample=Image.Resampling.BILINEAR)
 
@@ -180,25 +182,24 @@ def fine_angle(image: Image.Image, hint_cw: float | None = None) -> Roll | None:
             cx, cy = (d0.box[0] + d0.box[2]) / 2, (d0.box[1] + d0.box[3]) / 2
             half = 1.2 * max(d0.box[2] - d0.box[0], d0.box[3] - d0.box[1])
             view = view.crop((int(cx - half), int(cy - half), int(cx + half), int(cy + half)))
-        d = _best_face(view)
+        per_model = _level_faces(view)
+        d = _best_face(view, per_model)
         if d is None:
             break
-        residual = _mirror_averaged_roll(view, d) if crop else eye_roll(d)
+        residual = _mirror_averaged_roll(view, d, per_model) if crop else eye_roll(d)
         angle = (angle + residual) % 360
         face, quality = d, d.score * _loose_geometry(d)
     return Roll(angle=float(angle), face=face, quality=float(quality))
 
 
-def _mirror_averaged_roll(view: Image.Image, d: Detection) -> float:
-    """The face's tilt measured on the view and on its mirror image (negated), by
-    both detectors, averaged: the landmark regressors' own left-right bias cancels."""
+def _mirror_averaged_roll(view: Image.Image, d: Detection, per_model: dict[str, list[Detection]]) -> float:
+    """The face's tilt measured on the view (`per_model`: its faces, already
+    found) and on its mirror image (negated), by both detectors, the median:
+    the landmark regressors' own left-right bias cancels."""
     rolls = [eye_roll(d)]
-    mirrored = view.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    mirrored = _level_faces(view.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
     for name in ("blazeface_full", "blazeface_short"):
-        m = get_model(name)
-        assert isinstance(m, BlazeFace)
-        for img, sign in ((view, 1.0), (mirrored, -1.0)):
-            found = [f for f in m.detect(img) if _loose_geometry(f) > 0.6]
+        for found, sign in ((per_model[name], 1.0), (mirrored[name], -1.0)):
             if found:
                 best = max(found, key=lambda f: f.score * f.width)
                 rolls.append(sign * eye_roll(best))

@@ -23,6 +23,7 @@ from typing import BinaryIO
 
 import numpy as np
 import pillow_heif
+from jpegtran import JPEGImage
 from PIL import Image, ImageSequence, JpegImagePlugin, UnidentifiedImageError
 
 from faceup.errors import (
@@ -59,10 +60,6 @@ EXIF_TRANSPOSE: dict[int, T | None] = {
     7: T.TRANSVERSE,
     8: T.ROTATE_90,
 }
-
-#: A clockwise rotation in degrees -> the transpose that turns a picture back
-#: (counter-clockwise) by it.
-UNDO_ROTATION: dict[int, T | None] = {0: None, 90: T.ROTATE_90, 180: T.ROTATE_180, 270: T.ROTATE_270}
 
 
 @dataclass
@@ -261,10 +258,6 @@ def _lossless_jpeg(picture: Picture, op: T | None) -> bytes | None:
     if picture.data is None:
         return None
     full = _compose(EXIF_TRANSPOSE[picture.exif_orientation], op)
-    try:
-        from jpegtran import JPEGImage
-    except ImportError:  # pragma: no cover - the dependency is declared
-        return None
     src = Image.open(io.BytesIO(picture.data))
     mcu_w, mcu_h = _jpeg_mcu(getattr(src, "layer", None))
     w, h = src.size

@@ -9,8 +9,8 @@ import os
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from faceup import imageio, orientation
-from faceup.errors import FaceupError
+from faceup import geometry, imageio, orientation
+from faceup.errors import BadOptionError, FaceupError
 from faceup.models.orientation import INPUT_SIZE
 
 #: JPEGs are decoded at a reduced scale for prediction (draft mode); the model
@@ -37,6 +37,9 @@ class Options:
     expand: bool = False
     fill: str = "blur"
 
+    def __post_init__(self) -> None:
+        fill_colour(self.fill, "RGB")  # a bad fill is an error now, not after the work
+
     def threshold(self) -> float:
         return orientation.default_min_confidence() if self.min_confidence is None else self.min_confidence
 
@@ -52,6 +55,8 @@ class Prediction:
     angle: float | None = None
     exif_orientation: int | None = None
     error: str | None = None
+    #: the typed error behind `error` (for doors that map it, e.g. to an HTTP status)
+    exception: FaceupError | None = field(default=None, repr=False, compare=False)
     scores: tuple[float, ...] | None = field(default=None, repr=False)
     size: tuple[int, int] | None = field(default=None, repr=False)
 
@@ -144,7 +149,7 @@ def predict(source: Source, options: Options | None = None, path: str | None = N
     try:
         picture = imageio.read(source, max_pixels=options.max_pixels, reduce_to=PREDICT_DECODE_SIDE)
     except FaceupError as exc:
-        return Prediction(path=path, error=str(exc))
+        return Prediction(path=path, error=str(exc), exception=exc)
     return _estimate(picture, options, path)
 
 
@@ -160,20 +165,40 @@ def fix(source: Source, options: Options | None = None, path: str | None = None)
                            reduce_to=None if options.fine else PREDICT_DECODE_SIDE, keep_frames=not options.fine)
     pred = _estimate(picture, options, path)
     fmt = imageio.normalize_format(options.format) or picture.format
-    if options.fine and pred.confident and pred.angle is not None and abs(pred.angle - pred.rotation) > 1e-6:
-        image = turn_back_fine(picture.image, pred.angle, options.expand, options.fill)
+    fine_angle, turn = _correction(pred, options)
+    if fine_angle is not None:
+        image = turn_back_fine(picture.image, fine_angle, options.expand, options.fill)
         return Fixed(prediction=pred, data=imageio.encode(picture, image=image, format=fmt), format=fmt)
-    turn = imageio.UNDO_ROTATION[pred.rotation] if (pred.confident and pred.rotation) else None
     data = imageio.encode(picture, turn=turn, format=fmt)
     return Fixed(prediction=pred, data=data, format=fmt)
+
+
+def _correction(pred: Prediction, options: Options):
+    """What `fix` does to the displayed picture: (angle, None) to turn back by a
+    fine angle, (None, transpose) for a quarter turn, (None, None) to leave it."""
+    if not pred.confident:
+        return None, None
+    if options.fine and pred.angle is not None and abs(pred.angle - pred.rotation) > 1e-6:
+        return pred.angle, None
+    return None, geometry.UNDO_CW[pred.rotation]
+
+
+def fill_colour(fill: str, mode: str):
+    """The colour of a --fill value in `mode`, or None for "blur"."""
+    from PIL import ImageColor
+
+    if fill == "blur":
+        return None
+    try:
+        return ImageColor.getcolor(fill, mode)
+    except ValueError:
+        raise BadOptionError(f"fill must be a colour (e.g. white, #102030) or 'blur', not {fill!r}") from None
 
 
 def turn_back_fine(image, angle_cw: float, expand: bool, fill: str):
     """Turn counter-clockwise by `angle_cw`; crop the largest upright rectangle
     without empty corners, or keep everything and fill the corners."""
-    from PIL import Image, ImageColor, ImageFilter
-
-    from faceup import geometry
+    from PIL import Image, ImageFilter
 
     w, h = image.size
     mode = image.mode if image.mode in ("RGB", "RGBA", "L") else "RGB"
@@ -182,14 +207,11 @@ def turn_back_fine(image, angle_cw: float, expand: bool, fill: str):
     if not expand:
         return rotated.crop(geometry.crop_box_inscribed(w, h, angle_cw))
     mask = geometry.rotate(Image.new("L", (w, h), 255), -angle_cw, expand=True, resample=Image.Resampling.BICUBIC)
-    if fill == "blur":
+    colour = fill_colour(fill, mode)
+    if colour is None:
         background = img.resize(rotated.size, Image.Resampling.BILINEAR).filter(
             ImageFilter.GaussianBlur(max(rotated.size) / 30))
     else:
-        try:
-            colour = ImageColor.getcolor(fill, mode)
-        except ValueError:
-            raise ValueError(f"--fill must be a colour (e.g. white, #102030) or 'blur', not {fill!r}") from None
         background = Image.new(mode, rotated.size, colour)
     background.paste(rotated, (0, 0), mask)
     return background
@@ -214,10 +236,10 @@ ANALYZE_SIDE = 1024
 
 def upright_image(picture: imageio.Picture, pred: Prediction, options: Options):
     """The picture as `fix` would make it (PIL image)."""
-    if options.fine and pred.confident and pred.angle is not None and abs(pred.angle - pred.rotation) > 1e-6:
-        return turn_back_fine(picture.image, pred.angle, options.expand, options.fill)
-    op = imageio.UNDO_ROTATION[pred.rotation] if (pred.confident and pred.rotation) else None
-    return picture.image if op is None else picture.image.transpose(op)
+    fine_angle, turn = _correction(pred, options)
+    if fine_angle is not None:
+        return turn_back_fine(picture.image, fine_angle, options.expand, options.fill)
+    return picture.image if turn is None else picture.image.transpose(turn)
 
 
 def analyze(source: Source, options: Options | None = None, path: str | None = None,
@@ -233,7 +255,7 @@ def analyze(source: Source, options: Options | None = None, path: str | None = N
     try:
         picture = imageio.read(source, max_pixels=options.max_pixels)
     except FaceupError as exc:
-        return Analysis(prediction=Prediction(path=path, error=str(exc)))
+        return Analysis(prediction=Prediction(path=path, error=str(exc), exception=exc))
     pred = _estimate(picture, options, path)
     upright = upright_image(picture, pred, options)
     small = upright.convert("RGB")

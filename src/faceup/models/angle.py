@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from faceup.calibration import softmax
 from faceup.models.base import Model, register
 from faceup.models.preprocess import to_nchw
 
@@ -45,9 +46,7 @@ class AngleModel(Model):
             variants = [sq]
         else:
             variants = [np.rot90(v, j) for v in (sq, sq[:, ::-1]) for j in range(4)]
-        z = self.run(to_nchw(np.ascontiguousarray(np.stack(variants))))
-        z = z - z.max(1, keepdims=True)
-        probs = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+        probs = softmax(self.run(to_nchw(np.ascontiguousarray(np.stack(variants)))))
         if tta:
             q = BINS // 4
             aligned = []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from faceup.calibration import softmax
 from faceup.models.base import Model, register
 from faceup.models.preprocess import to_nchw
 
@@ -15,11 +16,6 @@ AGEGENDER_SIZE = 96
 AGE_SCALE = 100.0
 #: Gender labels in the order of the gender head (UTKFace: 0 male, 1 female).
 GENDERS = ("male", "female")
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
 
 
 @register
@@ -32,7 +28,7 @@ class SmileModel(Model):
             return np.zeros(0)
         batch = np.stack([np.asarray(c.convert("L").convert("RGB").resize((SMILE_SIZE, SMILE_SIZE),
                                                                               Image.Resampling.BILINEAR)) for c in crops])
-        return _softmax(self.run(to_nchw(batch)))[:, 1]
+        return softmax(self.run(to_nchw(batch)))[:, 1]
 
 
 @register
@@ -46,7 +42,7 @@ class AgeGenderModel(Model):
         batch = np.stack([np.asarray(c.convert("RGB").resize((AGEGENDER_SIZE, AGEGENDER_SIZE),
                                                              Image.Resampling.BILINEAR)) for c in crops])
         out = self.run(to_nchw(batch))
-        p = _softmax(out[:, 1:3])
+        p = softmax(out[:, 1:3])
         res = []
         for row, pg in zip(out, p):
             k = int(np.argmax(pg))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from faceup.calibration import log_softmax
 from faceup.models.base import Model, register
 from faceup.models.preprocess import square_input, to_nchw
 
@@ -14,11 +15,6 @@ NUM_CLASSES = 4
 ROTATIONS = (0, 90, 180, 270)
 #: One pass at least this sure is taken as the answer without test-time augmentation.
 TTA_GATE = 0.999
-
-
-def log_softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
 def tta_batch(square: np.ndarray) -> np.ndarray:

@@ -104,12 +104,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise ApiError(400, f"the uploaded file '{upload.filename or 'file'}' is empty")
         return data
 
-    def options(min_confidence: float | None, fmt: str | None = None) -> pipeline.Options:
+    def options(min_confidence: float | None, fmt: str | None = None, fine: bool = False,
+                expand: bool = False, fill: str = "blur") -> pipeline.Options:
         if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
             raise ApiError(422, "min_confidence must be between 0 and 1")
         return pipeline.Options(
             min_confidence=min_confidence if min_confidence is not None else settings.min_confidence,
-            max_pixels=settings.max_pixels, format=fmt)
+            max_pixels=settings.max_pixels, format=fmt, fine=fine, expand=expand, fill=fill)
 
     @app.get("/", include_in_schema=False)
     async def page():
@@ -135,15 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         fill: Annotated[str, Form(description="With expand: a colour (white, #203040) or 'blur'.")] = "blur",
     ):
         data = await read_upload(file)
-        opts = options(min_confidence, format or None)
-        opts.fine, opts.expand, opts.fill = fine, expand, fill
-        if fill != "blur":
-            from PIL import ImageColor
-
-            try:
-                ImageColor.getrgb(fill)
-            except ValueError:
-                raise ApiError(422, f"fill must be a colour (white, #203040) or 'blur', not {fill!r}") from None
+        opts = options(min_confidence, format or None, fine=fine, expand=expand, fill=fill)
         result = await anyio.to_thread.run_sync(lambda: pipeline.fix(data, opts, path=file.filename), limiter=limiter)
         p = result.prediction
         name = Path(file.filename or "picture").stem + ".upright" + imageio.SUFFIX[result.format]
@@ -167,8 +160,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         min_confidence: Annotated[float | None, Form()] = None,
         fine: Annotated[bool, Form(description="Estimate any angle from the main face.")] = False,
     ):
-        opts = options(min_confidence)
-        opts.fine = fine
+        opts = options(min_confidence, fine=fine)
         answers = []
         for upload in file:
             try:
@@ -180,8 +172,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 continue
             pred = await anyio.to_thread.run_sync(
                 lambda d=data, n=upload.filename: pipeline.predict(d, opts, path=n), limiter=limiter)
-            if pred.error and len(file) == 1:
-                raise _as_http(pred.error, data, opts)
+            if pred.exception is not None and len(file) == 1:
+                raise pred.exception
             answers.append(pred.to_json())
         return answers[0] if len(answers) == 1 else answers
 
@@ -199,25 +191,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if any(a not in ANALYSES for a in asked):
             raise ApiError(422, f"only takes {', '.join(ANALYSES)}")
         data = await read_upload(file)
-        opts = options(min_confidence)
-        opts.fine = fine
+        opts = options(min_confidence, fine=fine)
         res = await anyio.to_thread.run_sync(
             lambda: pipeline.analyze(data, opts, path=file.filename, only=asked), limiter=limiter)
-        if res.prediction.error:
-            raise _as_http(res.prediction.error, data, opts)
+        if res.prediction.exception is not None:
+            raise res.prediction.exception
         return res.to_json()
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
-
-
-def _as_http(message: str, data: bytes, opts: pipeline.Options) -> Exception:
-    """Re-raise a single picture's error with its HTTP status."""
-    try:
-        imageio.read(data, max_pixels=opts.max_pixels, reduce_to=pipeline.PREDICT_DECODE_SIDE)
-    except FaceupError as exc:
-        return exc
-    return ApiError(400, message)
 
 
 __all__ = ["create_app", "Settings"]

@@ -27,10 +27,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from faceup.datasets import list_pictures
-from faceup.models.angle import BINS, INPUT_SIZE
-from faceup.train.backbone import freeze_early, mobilenet_v2
-from faceup.train.orientation import Exportable, export_onnx
+from faceup.models.angle import BINS, INPUT_SIZE, circular_mean
+from faceup.train.backbone import export_onnx, trainee
 
 
 @dataclass
@@ -111,14 +109,11 @@ def train_angle(cfg: AngleConfig, paths: list[Path]) -> Path:
         np.savez(cache, x=xs, y=ys)
     print(f"angle samples: {len(xs)} from {len(paths)} pictures", flush=True)
 
-    model = mobilenet_v2(BINS, pretrained=True)
-    frozen, params = freeze_early(model, cfg.freeze_blocks)
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-4)
     total = max(1, int(cfg.epochs * len(xs) / cfg.batch))
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.05)
-    wrapped = Exportable(model)
+    t = trainee(BINS, cfg.freeze_blocks, cfg.lr, 1e-4, total)
+    model, frozen, wrapped, opt, sched = t.model, t.frozen, t.wrapped, t.opt, t.sched
     gen = torch.Generator().manual_seed(cfg.seed)
     t0, err_avg = time.time(), None
     for step in range(1, total + 1):
@@ -138,7 +133,7 @@ def train_angle(cfg: AngleConfig, paths: list[Path]) -> Path:
         opt.step()
         sched.step()
         with torch.no_grad():
-            pred = decode(torch.softmax(logits, 1).numpy())
+            pred = circular_mean(torch.softmax(logits, 1).numpy())
             err = float(np.mean(angle_error(pred, y.numpy())))
         err_avg = err if err_avg is None else 0.98 * err_avg + 0.02 * err
         if step % 50 == 0 or step == total:
@@ -151,17 +146,7 @@ def train_angle(cfg: AngleConfig, paths: list[Path]) -> Path:
     return onnx_path
 
 
-def decode(p: np.ndarray) -> np.ndarray:
-    from faceup.models.angle import circular_mean
-
-    return circular_mean(p)
-
-
 def angle_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """RotNet's angle_error: the smallest difference between two angles, in degrees."""
     return np.abs((np.asarray(a) - np.asarray(b) + 180.0) % 360.0 - 180.0)
-
-
-def folder_pictures(folder: Path) -> list[Path]:
-    return list_pictures(folder)
 

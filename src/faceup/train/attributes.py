@@ -23,8 +23,7 @@ from torch import nn
 
 from faceup import datasets
 from faceup.models.attributes import AGE_SCALE, AGEGENDER_SIZE, SMILE_SIZE
-from faceup.train.backbone import freeze_early, mobilenet_v2
-from faceup.train.orientation import Exportable, export_onnx
+from faceup.train.backbone import export_onnx, trainee
 
 
 @dataclass
@@ -119,14 +118,11 @@ def train_attributes(cfg: AttrConfig) -> Path:
     else:
         raise ValueError(f"unknown task {cfg.task}")
     print(f"{cfg.task}: {len(xs)} training faces", flush=True)
-    model = mobilenet_v2(n_out, pretrained=True)
-    frozen, params = freeze_early(model, cfg.freeze_blocks)
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-4)
     total = max(1, int(cfg.epochs * len(xs) / cfg.batch))
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.05)
-    wrapped = Exportable(model)
+    t = trainee(n_out, cfg.freeze_blocks, cfg.lr, 1e-4, total)
+    model, frozen, wrapped, opt, sched = t.model, t.frozen, t.wrapped, t.opt, t.sched
     gen = torch.Generator().manual_seed(cfg.seed)
     t0, avg = time.time(), None
     for step in range(1, total + 1):

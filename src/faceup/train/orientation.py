@@ -21,11 +21,7 @@ from torch import nn
 
 from faceup.models.orientation import INPUT_SIZE, NUM_CLASSES
 from faceup.train import samples
-from faceup.train.backbone import freeze_early, mobilenet_v2
-
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
-
+from faceup.train.backbone import export_onnx, trainee
 
 @dataclass
 class TrainConfig:
@@ -41,19 +37,6 @@ class TrainConfig:
     seed: int = 0
     threads: int = 2
     size: int = INPUT_SIZE
-
-
-class Exportable(nn.Module):
-    """Takes float32 Nx3xHxW RGB in 0..255, returns logits; normalisation inside."""
-
-    def __init__(self, net: nn.Module):
-        super().__init__()
-        self.net = net
-        self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1) * 255)
-        self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1) * 255)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net((x - self.mean) / self.std)
 
 
 def _cached(path: Path, plans: list[samples.Plan], size: int) -> np.ndarray:
@@ -101,15 +84,12 @@ def train(cfg: TrainConfig) -> Path:
     data = _cached(out / f"train_{tag}.npy", plans, cfg.size)
     print(f"training samples: {len(data)}", flush=True)
 
-    model = mobilenet_v2(NUM_CLASSES, pretrained=True)
-    frozen, params = freeze_early(model, cfg.freeze_blocks)
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, len(data) // cfg.batch)
     total = int(cfg.epochs * steps_per_epoch)
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(total, 1), pct_start=0.05)
-    wrapped = Exportable(model)
+    t = trainee(NUM_CLASSES, cfg.freeze_blocks, cfg.lr, cfg.weight_decay, max(total, 1))
+    model, frozen, wrapped, opt, sched = t.model, t.frozen, t.wrapped, t.opt, t.sched
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.02)
 
     ckpt = out / "checkpoint.pt"
@@ -155,22 +135,3 @@ def train(cfg: TrainConfig) -> Path:
     export_onnx(wrapped, onnx_path, cfg.size)
     (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
     return onnx_path
-
-
-def export_onnx(wrapped: nn.Module, path: Path, size: int) -> None:
-    wrapped.eval()
-    dummy = torch.zeros(1, 3, size, size)
-    torch.onnx.export(
-        wrapped, (dummy,), str(path), input_names=["image"], output_names=["logits"],
-        dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False,
-    )
-
-
-def validation_arrays(root: Path, size: int, scale: float = 1.0) -> tuple[np.ndarray, list[str]]:
-    plans = samples.plan_validation(root, scale=scale)
-    arr = samples.build(plans, size)
-    kinds = []
-    for p in plans:
-        path = p.paths[0]
-        kinds.append("scene" if "/scenes/" in path else "crowd" if "/crowds/" in path else "face")
-    return arr, kinds
