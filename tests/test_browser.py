@@ -73,3 +73,40 @@ def test_a_broken_upload_shows_an_error(page_url, tmp_path):
             assert "not a picture" in page.locator(".card .error").inner_text()
         finally:
             browser.close()
+
+
+def test_replace_the_background_with_a_colour_and_a_picture(page_url, tmp_path, astronaut_small, coffee):
+    from playwright.sync_api import sync_playwright
+
+    src = tmp_path / "portrait.jpg"
+    src.write_bytes(jpeg_bytes(turn(astronaut_small, 180)))
+    bg = tmp_path / "coffee.jpg"
+    bg.write_bytes(jpeg_bytes(coffee))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(page_url + "/")
+            page.set_input_files("#picker", str(src))
+            page.wait_for_selector(".card[data-state=done]", timeout=60_000)
+            card = page.locator(".card").first
+            card.locator(".bgcolor").fill("#00ff00")
+            card.locator(".bgtool button").click()
+            page.wait_for_selector(".bgtool[data-state=done]", timeout=60_000)
+            # read the shown result's pixels in the page: the sky corner is green now
+            rgb = page.evaluate("""() => { const img = document.querySelector('.card .bgimg');
+                const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;
+                const g = c.getContext('2d'); g.drawImage(img, 0, 0);
+                return [img.naturalWidth, Array.from(g.getImageData(c.width - 6, 5, 1, 1).data)]; }""")
+            width, (r, g, b, _) = rgb
+            assert width == 256 and g > 200 and r < 60 and b < 60
+            assert card.locator(".bgdownload").get_attribute("download") == "portrait.background.jpg"
+
+            card.locator(".bgmode").select_option("image")
+            card.locator(".bgimage").set_input_files(str(bg))
+            page.evaluate("document.querySelector('.card .bgtool').dataset.state = ''")
+            card.locator(".bgtool button").click()
+            page.wait_for_selector(".bgtool[data-state=done]", timeout=60_000)
+            page.screenshot(path=str(tmp_path / "background.png"))
+        finally:
+            browser.close()

@@ -169,3 +169,11 @@ def test_evaluate_angle_task_reports_errors(tmp_path, coffee):
     assert res.returncode == 0, res.stderr
     row = json.loads(res.stdout)["sources"][0]
     assert row["cases"] == 3 and 0 <= row["mean_error"] <= 180 and 0 <= row["within_10"] <= 1
+
+
+def test_fix_output_name_chooses_the_format(tmp_path, astronaut_small):
+    src = tmp_path / "in.jpg"
+    src.write_bytes(jpeg_bytes(turn(astronaut_small, 90)))
+    res = faceup_cli("fix", str(src), "-o", str(tmp_path / "out.png"))
+    assert res.returncode == 0, res.stderr
+    assert Image.open(tmp_path / "out.png").format == "PNG"

@@ -133,7 +133,7 @@ def test_info_lists_models_with_sha256(server):
 
 def test_every_endpoint_is_in_the_openapi_docs(server):
     spec = httpx.get(server + "/openapi.json", timeout=10).json()
-    for path in ("/fix", "/predict", "/health", "/info"):
+    for path in ("/fix", "/predict", "/analyze", "/background", "/health", "/info"):
         assert path in spec["paths"]
     assert httpx.get(server + "/docs", timeout=10).status_code == 200
     page = httpx.get(server + "/", timeout=10)
@@ -165,3 +165,43 @@ def test_fix_fine_turns_by_the_exact_angle(server, astronaut):
     assert r.headers["X-Faceup-Rotation"] == "0"
     p = httpx.post(server + "/predict", files={"file": ("t.jpg", jpeg_bytes(turned))}, data={"fine": "true"}, timeout=60)
     assert abs(p.json()["angle"] - angle) < 0.01
+
+
+def test_background_endpoint_colour_picture_and_transparent(server, astronaut_small, coffee):
+    data = jpeg_bytes(turn(astronaut_small, 90))
+    r = httpx.post(server + "/background", files={"file": ("in.jpg", data)}, data={"color": "#00ff00"}, timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "image/jpeg" and r.headers["X-Faceup-Rotation"] == "90"
+    out = Image.open(io.BytesIO(r.content)).convert("RGB")
+    assert out.size == (256, 256)
+    r, g, b = out.getpixel((250, 5))  # top-right corner: sky, no person
+    assert g > 200 and r < 60 and b < 60
+
+    bg = jpeg_bytes(coffee)
+    r = httpx.post(server + "/background", files={"file": ("in.jpg", data), "image": ("bg.jpg", bg)}, timeout=60)
+    assert r.status_code == 200, r.text
+
+    r = httpx.post(server + "/background", files={"file": ("in.jpg", data)}, data={"transparent": "true"}, timeout=60)
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(r.content)).mode == "RGBA"
+
+
+@pytest.mark.parametrize("name,make,status", BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
+def test_background_bad_uploads(server, astronaut_small, name, make, status):
+    r = httpx.post(server + "/background", timeout=60, data={"color": "white"}, **make(astronaut_small))
+    assert r.status_code == status, (name, r.text)
+    assert r.json()["error"]
+
+
+@pytest.mark.parametrize("form", [{}, {"color": "white", "blur": "3"}, {"color": "nope"},
+                                  {"transparent": "true", "format": "jpeg"}])
+def test_background_bad_choices_are_422(server, astronaut_small, form):
+    r = httpx.post(server + "/background", files={"file": ("a.jpg", jpeg_bytes(astronaut_small))}, data=form, timeout=60)
+    assert r.status_code == 422, r.text
+    assert "Traceback" not in r.text and r.json()["error"]
+
+
+def test_background_with_a_bad_background_picture(server, astronaut_small):
+    r = httpx.post(server + "/background", files={"file": ("a.jpg", jpeg_bytes(astronaut_small)),
+                                                  "image": ("bg.jpg", b"text, not a picture" * 20)}, timeout=60)
+    assert r.status_code == 415 and "background picture" in r.json()["error"]

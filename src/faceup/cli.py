@@ -155,11 +155,45 @@ class _Job:
     dst: Path
 
 
-def _default_output(src: Path, fmt: str | None) -> Path:
+def _default_output(src: Path, fmt: str | None, tag: str = "upright") -> Path:
     if src.is_dir():
-        return src.with_name(src.name + "-upright")
+        return src.with_name(f"{src.name}-{tag}")
     suffix = imageio.SUFFIX[imageio.normalize_format(fmt)] if fmt else src.suffix
-    return src.with_name(f"{src.stem}.upright{suffix}")
+    return src.with_name(f"{src.stem}.{tag}{suffix}")
+
+
+def _plan(input: Path, output: Path | None, in_place: bool, fmt: str | None, tag: str) -> list[_Job]:
+    """Input -> output pairs for a file or a directory (walked recursively).
+    Exits with a message when the output would overwrite an input without --in-place."""
+    jobs: list[_Job] = []
+    if input.is_dir():
+        dest_root = input if in_place else (output or _default_output(input, None, tag))
+        if not in_place and dest_root.resolve() == input.resolve():
+            err.print("[red]error:[/red] the output directory is the input directory; use --in-place to overwrite")
+            raise typer.Exit(2)
+        for f in _walk(input, True, skip=None if in_place else dest_root.resolve()):
+            dst = dest_root / f.relative_to(input)
+            if fmt and not in_place:
+                dst = dst.with_suffix(imageio.SUFFIX[imageio.normalize_format(fmt)])
+            jobs.append(_Job(f, dst))
+        return jobs
+    dst = input if in_place else (output or _default_output(input, fmt, tag))
+    if output is not None and output.is_dir():
+        dst = output / input.name
+        if fmt:
+            dst = dst.with_suffix(imageio.SUFFIX[imageio.normalize_format(fmt)])
+    if not in_place and dst.resolve() == input.resolve():
+        err.print("[red]error:[/red] the output is the input; use --in-place to overwrite it")
+        raise typer.Exit(2)
+    return [_Job(input, dst)]
+
+
+def _output_format(fmt: str | None, input: Path, output: Path | None) -> str | None:
+    """--format, else the format the output file's name asks for (-o out.png), else None
+    (the input's own format)."""
+    if fmt or output is None or input.is_dir() or output.is_dir():
+        return fmt
+    return imageio.format_for_suffix(output.suffix)
 
 
 @app.command()
@@ -186,6 +220,7 @@ def fix(
         err.print("[red]error:[/red] give either --output or --in-place, not both")
         raise typer.Exit(2)
     try:
+        fmt = _output_format(fmt, input, output)
         if fmt:
             imageio.normalize_format(fmt)
         options = pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels, format=fmt,
@@ -194,26 +229,7 @@ def fix(
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
 
-    jobs: list[_Job] = []
-    if input.is_dir():
-        dest_root = input if in_place else (output or _default_output(input, None))
-        if not in_place and dest_root.resolve() == input.resolve():
-            err.print("[red]error:[/red] the output directory is the input directory; use --in-place to overwrite")
-            raise typer.Exit(2)
-        for f in _walk(input, True, skip=None if in_place else dest_root.resolve()):
-            rel = f.relative_to(input)
-            dst = dest_root / rel
-            if fmt and not in_place:
-                dst = dst.with_suffix(imageio.SUFFIX[imageio.normalize_format(fmt)])
-            jobs.append(_Job(f, dst))
-    else:
-        dst = input if in_place else (output or _default_output(input, fmt))
-        if output is not None and output.is_dir():
-            dst = output / input.name
-        if not in_place and dst.resolve() == input.resolve():
-            err.print("[red]error:[/red] the output is the input; use --in-place to overwrite it")
-            raise typer.Exit(2)
-        jobs.append(_Job(input, dst))
+    jobs = _plan(input, output, in_place, fmt, "upright")
 
     failures: list[tuple[Path, str]] = []
     turned = 0
@@ -243,6 +259,69 @@ def fix(
                   f"{len(failures)} failed")
         for src, msg in failures:
             err.print(f"  [red]failed[/red] {src}: {msg}")
+    raise typer.Exit(1 if failures else 0)
+
+
+@app.command()
+def background(
+    input: Annotated[Path, typer.Argument(help="A picture or a directory (walked recursively).", show_default=False)],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file or directory. "
+                      "Default: NAME.background.EXT beside a file, DIR-background beside a directory.")] = None,
+    color: Annotated[Optional[str], typer.Option("--color", "--colour", help="A colour: white, #203040.")] = None,
+    image: Annotated[Optional[Path], typer.Option("--image", help="A picture to put behind the people.")] = None,
+    blur: Annotated[Optional[float], typer.Option("--blur", help="Blur the background by this radius in "
+                    "pixels (0: 2% of the picture's longer side).")] = None,
+    transparent: Annotated[bool, typer.Option("--transparent", help="Make the background transparent "
+                           "(PNG, WebP or TIFF with alpha; PNG by default).")] = False,
+    fmt: Annotated[Optional[str], typer.Option("--format", help="Output format. Default: the output name's, "
+                   "else the input's.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line and per picture.")] = False,
+    fine: Fine = False,
+    min_confidence: MinConfidence = None,
+    max_pixels: MaxPixels = imageio.DEFAULT_MAX_PIXELS,
+) -> None:
+    """Turn each picture upright, then replace what is behind the people: a colour,
+    another picture, a blur or transparency. Never overwrites an input."""
+    from faceup.background import Replacement, output_format
+
+    if not input.exists():
+        err.print(f"[red]error:[/red] {input} does not exist")
+        raise typer.Exit(2)
+    try:
+        if image is not None and not image.is_file():
+            raise FaceupError(f"background picture {image} does not exist")
+        how = Replacement(color=color, image=image.read_bytes() if image else None, blur=blur,
+                          transparent=transparent)
+        fmt = _output_format(fmt, input, output) or ("png" if transparent and output is None else None)
+        output_format(fmt, "PNG", how)
+        options = pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels,
+                                   format=imageio.normalize_format(fmt), fine=fine)
+    except FaceupError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    jobs = _plan(input, output, False, fmt, "background")
+    failures: list[tuple[Path, str]] = []
+    with _progress(len(jobs), "replacing backgrounds") as bar:
+        task = bar.add_task("", total=len(jobs))
+        for job in jobs:
+            try:
+                result = pipeline.background(job.src, how, options, path=str(job.src))
+                imageio.write_atomic(job.dst, result.data)
+            except (FaceupError, OSError) as exc:
+                failures.append((job.src, str(exc)))
+                if as_json:
+                    _print_json({**pipeline.Prediction(path=str(job.src), error=str(exc)).to_json(), "output": None})
+                else:
+                    err.print(f"[red]failed[/red] {job.src}: {exc}")
+            else:
+                if as_json:
+                    _print_json({**result.prediction.to_json(), "output": str(job.dst), "turned": result.prediction.turned})
+                elif len(jobs) == 1 or not err.is_terminal:
+                    turned = f"turned back {result.prediction.rotation}°, " if result.prediction.turned else ""
+                    out.print(f"{job.src}: {turned}background replaced -> {job.dst}")
+            bar.advance(task)
+    if len(jobs) > 1 and not as_json:
+        out.print(f"{len(jobs) - len(failures)} of {len(jobs)} pictures written, {len(failures)} failed")
     raise typer.Exit(1 if failures else 0)
 
 

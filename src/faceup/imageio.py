@@ -327,6 +327,13 @@ def _exif_bytes(picture: Picture) -> bytes | None:
     return exif.tobytes()
 
 
+def format_for_suffix(suffix: str) -> str | None:
+    """The format a file name's suffix asks for (".jpeg" -> "JPEG"), or None if unknown."""
+    up = suffix.lstrip(".").upper()
+    up = {"JPE": "JPEG", "JFIF": "JPEG", "HEIF": "HEIF", "HIF": "HEIF"}.get(up, FORMAT_ALIASES.get(up, up))
+    return up if up in SUPPORTED_FORMATS and up != "MPO" else None
+
+
 def normalize_format(fmt: str | None) -> str | None:
     if fmt is None:
         return None

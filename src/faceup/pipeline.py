@@ -266,3 +266,21 @@ def analyze(source: Source, options: Options | None = None, path: str | None = N
         f.box = [v * scale for v in f.box]
         f.landmarks = [[x * scale, y * scale] for x, y in f.landmarks]
     return Analysis(prediction=pred, faces=found, upright_size=upright.size)
+
+
+def background(source: Source, how, options: Options | None = None, path: str | None = None) -> Fixed:
+    """The orientation fix first, then the background behind the people replaced
+    (`how`: a background.Replacement). Raises FaceupError for a bad picture or option.
+    The format is the input's (PNG when transparent and the input's format has no
+    alpha channel) unless options.format says otherwise."""
+    from faceup import background as bg
+
+    options = options or Options()
+    if path is None and isinstance(source, (str, os.PathLike)):
+        path = str(source)
+    bg.output_format(options.format, "PNG", how)  # a bad format is an error before the work
+    picture = imageio.read(source, max_pixels=options.max_pixels)
+    pred = _estimate(picture, options, path)
+    image = bg.replace(upright_image(picture, pred, options), how, options.max_pixels)
+    fmt = bg.output_format(options.format, picture.format, how)
+    return Fixed(prediction=pred, data=imageio.encode(picture, image=image, format=fmt), format=fmt)

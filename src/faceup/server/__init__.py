@@ -198,6 +198,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise res.prediction.exception
         return res.to_json()
 
+    @app.post("/background", summary="Upright the picture, then replace what is behind the people",
+              dependencies=[Depends(check_key)],
+              responses={200: {"content": {"image/*": {}}, "description": "The picture with its background replaced."}})
+    async def background(
+        file: Annotated[UploadFile, File(description="The picture.")],
+        color: Annotated[str | None, Form(description="A colour: white, #203040.")] = None,
+        image: Annotated[UploadFile | None, File(description="A picture to put behind the people.")] = None,
+        blur: Annotated[float | None, Form(description="Blur radius in pixels (0: 2% of the longer side).")] = None,
+        transparent: Annotated[bool, Form(description="A transparent background (PNG with alpha).")] = False,
+        format: Annotated[str | None, Form(description="Output format; default: the input's "
+                                                       "(PNG when transparent).")] = None,
+        fine: Annotated[bool, Form()] = False,
+        min_confidence: Annotated[float | None, Form()] = None,
+    ):
+        from faceup.background import Replacement
+
+        bg_data = await read_upload(image) if image is not None and image.filename else None
+        how = Replacement(color=color or None, image=bg_data, blur=blur, transparent=transparent)
+        data = await read_upload(file)
+        opts = options(min_confidence, format or None, fine=fine)
+        result = await anyio.to_thread.run_sync(
+            lambda: pipeline.background(data, how, opts, path=file.filename), limiter=limiter)
+        p = result.prediction
+        name = Path(file.filename or "picture").stem + ".background" + imageio.SUFFIX[result.format]
+        headers = {
+            "X-Faceup-Rotation": str(p.rotation),
+            "X-Faceup-Turned": "true" if p.turned else "false",
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Access-Control-Expose-Headers": "X-Faceup-Rotation, X-Faceup-Turned, Content-Disposition",
+        }
+        return Response(result.data, media_type=MEDIA_TYPES[result.format], headers=headers)
+
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 

@@ -48,6 +48,7 @@ async function fixOne(file) {
     const m = cd.match(/filename="([^"]+)"/);
     link.download = m ? m[1] : "upright-" + file.name;
     if (document.getElementById("analyze").checked) await showFaces(card, file, form);
+    setUpBackground(card, file);
     card.dataset.state = "done";
   } catch (err) {
     card.querySelector(".error").textContent = "Error: " + err.message;
@@ -84,6 +85,58 @@ async function showFaces(card, file, form) {
     list.appendChild(li);
   });
   if (!result.faces.length) list.innerHTML = "<li class='face none'>no faces found</li>";
+}
+
+// The background tool of one card: POST /background with the original picture
+// and the chosen colour, picture, blur or transparency; show the result.
+function setUpBackground(card, file) {
+  const form = card.querySelector(".bgtool");
+  const mode = form.querySelector(".bgmode");
+  const colour = form.querySelector(".bgcolor");
+  const picture = form.querySelector(".bgimage");
+  form.hidden = false;
+  mode.addEventListener("change", () => {
+    colour.hidden = mode.value !== "color";
+    picture.hidden = mode.value !== "image";
+  });
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const error = form.querySelector(".bgerror");
+    error.textContent = "";
+    form.dataset.state = "working";
+    const body = new FormData();
+    body.append("file", file);
+    if (mode.value === "color") body.append("color", colour.value);
+    if (mode.value === "blur") body.append("blur", "0");
+    if (mode.value === "transparent") body.append("transparent", "true");
+    if (mode.value === "image") {
+      if (!picture.files.length) { error.textContent = "Pick a background picture first."; form.dataset.state = "error"; return; }
+      body.append("image", picture.files[0]);
+    }
+    const minconf = document.getElementById("minconf").value;
+    if (minconf !== "") body.append("min_confidence", minconf);
+    if (document.getElementById("fine").checked) body.append("fine", "true");
+    if (mode.value !== "transparent" && !SHOWABLE.includes(file.type)) body.append("format", "jpeg");
+    try {
+      const res = await fetch("/background", { method: "POST", body });
+      if (!res.ok) {
+        const b = await res.json().catch(() => ({ error: res.statusText }));
+        throw new Error(b.error || res.statusText);
+      }
+      const url = URL.createObjectURL(await res.blob());
+      form.querySelector(".bgimg").src = url;
+      form.querySelector(".bgresult").hidden = false;
+      const link = form.querySelector(".bgdownload");
+      link.href = url;
+      const m = (res.headers.get("Content-Disposition") || "").match(/filename="([^"]+)"/);
+      link.download = m ? m[1] : "background-" + file.name;
+      link.hidden = false;
+      form.dataset.state = "done";
+    } catch (err) {
+      error.textContent = "Error: " + err.message;
+      form.dataset.state = "error";
+    }
+  });
 }
 
 async function handle(files) {

@@ -1,0 +1,102 @@
+"""Replace what is behind the people in an upright picture: a colour, another
+picture, a blur of the picture itself, or transparency (PNG/WebP/TIFF with alpha).
+
+The person mask comes from the segmentation model (models.segmentation); its edges
+are soft (probabilities), so hair and shoulders blend instead of being cut out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PIL import Image, ImageColor, ImageFilter, ImageOps
+
+from faceup.errors import BadOptionError, FaceupError
+
+#: Formats that keep an alpha channel (for --transparent).
+ALPHA_FORMATS = ("PNG", "WEBP", "TIFF")
+
+#: Default blur radius, as a fraction of the picture's longer side.
+DEFAULT_BLUR_SHARE = 0.02
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """Exactly one of: color (white, #203040), image (the bytes of a picture),
+    blur (radius in pixels; 0 = a default for the picture's size), transparent."""
+
+    color: str | None = None
+    image: bytes | None = None
+    blur: float | None = None
+    transparent: bool = False
+
+    def __post_init__(self) -> None:
+        given = [n for n, v in (("color", self.color), ("image", self.image), ("blur", self.blur),
+                                ("transparent", self.transparent or None)) if v is not None]
+        if len(given) != 1:
+            raise BadOptionError("give exactly one background: a colour, a picture, a blur radius or transparent"
+                                 + (f" (got {', '.join(given)})" if given else ""))
+        if self.color is not None:
+            try:
+                ImageColor.getrgb(self.color)
+            except ValueError:
+                raise BadOptionError(f"background colour must be a colour name or #rrggbb, not {self.color!r}") from None
+        if self.blur is not None and not 0 <= self.blur <= 500:
+            raise BadOptionError(f"blur radius must be between 0 and 500 pixels, not {self.blur}")
+        if self.image is not None and not self.image:
+            raise BadOptionError("the background picture is empty")
+
+
+def output_format(requested: str | None, source_format: str, how: Replacement) -> str:
+    """The format to write: the one asked for, else the source's (PNG when the
+    background is transparent and the source's format has no alpha channel)."""
+    from faceup import imageio
+
+    fmt = imageio.normalize_format(requested)
+    if how.transparent and fmt is not None and fmt not in ALPHA_FORMATS:
+        raise BadOptionError(f"a transparent background needs {', '.join(ALPHA_FORMATS)} output, not {fmt}")
+    if fmt is None:
+        fmt = "PNG" if how.transparent and source_format not in ALPHA_FORMATS else source_format
+    return fmt
+
+
+def person_mask(image: Image.Image) -> Image.Image:
+    """Mode "L" mask at the picture's size: 255 where a person is, soft edges."""
+    from faceup.models import get_model
+    from faceup.models.segmentation import SegmentationModel
+
+    model = get_model("segmentation")
+    assert isinstance(model, SegmentationModel)
+    return model.mask(image.convert("RGB"))
+
+
+def _background_picture(data: bytes, size: tuple[int, int], max_pixels: int) -> Image.Image:
+    from faceup import imageio
+
+    try:
+        bg = imageio.read(data, max_pixels=max_pixels).image
+    except FaceupError as exc:
+        raise type(exc)(f"background picture: {exc}") from None
+    # cover the whole picture, centred, keeping the background's proportions
+    return ImageOps.fit(bg.convert("RGB"), size, Image.Resampling.LANCZOS)
+
+
+def compose(image: Image.Image, mask: Image.Image, how: Replacement, max_pixels: int = 100_000_000) -> Image.Image:
+    """The upright picture with its background replaced (RGB, or RGBA when transparent)."""
+    fg = image.convert("RGB")
+    if how.transparent:
+        out = fg.copy()
+        out.putalpha(mask)
+        return out
+    if how.color is not None:
+        bg = Image.new("RGB", fg.size, ImageColor.getrgb(how.color)[:3])
+    elif how.image is not None:
+        bg = _background_picture(how.image, fg.size, max_pixels)
+    else:
+        radius = how.blur or max(1.0, DEFAULT_BLUR_SHARE * max(fg.size))
+        bg = fg.filter(ImageFilter.GaussianBlur(radius))
+    return Image.composite(fg, bg, mask)
+
+
+def replace(image: Image.Image, how: Replacement, max_pixels: int = 100_000_000) -> Image.Image:
+    return compose(image, person_mask(image), how, max_pixels)
