@@ -42,13 +42,6 @@ def group_name(i: int) -> str:
     return f"{lo}+" if hi >= 200 else f"{lo}-{hi}"
 
 
-def crop_of(img: Image.Image) -> Image.Image | None:
-    found = faces.detect_all(img, min_score=0.5)
-    if not found:
-        return None
-    return faces.face_crop(img, max(found, key=lambda d: d.width))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--limit", type=int, default=2000)
@@ -75,7 +68,7 @@ def main() -> None:
         right, n, missed = 0, 0, 0
         for i in idx:
             img = Image.open(paths[i]).convert("RGB")
-            crop = crop_of(img)
+            crop = faces.main_face_crop(img)
             if crop is None:
                 missed += 1
                 crop = img  # the crop is a face already: use it whole
@@ -95,7 +88,7 @@ def main() -> None:
         if lab["age"] is None or lab["gender"] not in (0, 1):
             continue
         img = Image.open(p).convert("RGB")
-        crop = crop_of(img) or img
+        crop = faces.main_face_crop(img) or img
         age, gender, _ = ag.predict([crop])[0]
         g_ok = gender == ("male", "female")[lab["gender"]]
         a_ok = abs(age_group(age) - age_group(lab["age"])) <= 1

@@ -87,3 +87,21 @@ def test_analyze_endpoint(server, group):  # noqa: F811
     assert obj["rotation"] == 90 and len(obj["faces"]) == 2
     bad = httpx.post(server + "/analyze", files={"file": ("t.jpg", b"text, not a picture" * 30)}, timeout=30)
     assert bad.status_code == 415 and "error" in bad.json()
+
+
+def test_a_picture_that_is_all_face_still_gets_its_face(tmp_path, astronaut):
+    """A tight 64x64 face crop (as face datasets ship them): the detectors alone
+    miss it; faceup looks again with room around it."""
+    from faceup import faces
+
+    crop = astronaut.crop((185, 80, 265, 170)).resize((64, 64), Image.Resampling.LANCZOS)
+    assert faces._detect(crop, faces.DETECT_MIN_SCORE) == []  # the case this is about
+    p = tmp_path / "face.jpg"
+    p.write_bytes(jpeg_bytes(crop))
+    res = faceup_cli("analyze", "--json", str(p))
+    assert res.returncode == 0, res.stderr
+    found = json.loads(res.stdout)["faces"]
+    assert len(found) == 1
+    x0, y0, x1, y1 = found[0]["box"]
+    assert 0 <= x0 < 10 and 0 <= y0 < 10 and 54 < x1 <= 64 and 54 < y1 <= 64  # inside the picture
+    assert found[0]["smile"] is not None and found[0]["gender"] in ("female", "male")

@@ -29,7 +29,7 @@ def circular_diff(a: float, b: float) -> float:
     return abs((a - b + 180) % 360 - 180)
 
 
-@pytest.mark.parametrize("angle", [17.0, 128.0, 250.0, 333.0])
+@pytest.mark.parametrize("angle", [17.0, 128.0, 140.0, 250.0, 313.0, 333.0])  # 140, 313: between two quarters
 def test_fine_angle_follows_the_turn(tmp_path, astronaut, angle):
     up = tmp_path / "up.png"
     astronaut.save(up)

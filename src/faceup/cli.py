@@ -460,6 +460,8 @@ def train(
     scale: Annotated[float, typer.Option(help="Fraction of the data to use (small runs).")] = 1.0,
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps.")] = None,
     batch: Annotated[int, typer.Option(help="Batch size.")] = 64,
+    freeze_blocks: Annotated[int, typer.Option("--freeze-blocks", min=0, max=18, help="Keep the first N "
+                             "MobileNetV2 blocks at their ImageNet weights (fewer: slower, more to learn).")] = 7,
     install: Annotated[bool, typer.Option("--install", help="Copy the model into the package registry.")] = False,
     sources: Annotated[str, typer.Option("--sources", help="With --task smile: folders under smile/ to train on.")]
     = "smilesmiled,genki4k_train",
@@ -481,7 +483,7 @@ def train(
         from faceup.train.attributes import AttrConfig, train_attributes
 
         onnx_path = train_attributes(AttrConfig(data=str(root), out=str(out_dir), task=task, epochs=epochs,
-                                                max_steps=max_steps, batch=batch,
+                                                max_steps=max_steps, batch=batch, freeze_blocks=freeze_blocks,
                                                 sources=tuple(x.strip() for x in sources.split(",") if x.strip()),
                                                 limit=None if scale >= 1 else max(16, int(20000 * scale))))
         out.print(f"model: {onnx_path}")
@@ -503,7 +505,8 @@ def train(
             raise typer.Exit(2)
         limit = max(1, int(len(paths) * scale)) if scale < 1 else None
         onnx_path = train_angle(AngleConfig(data=str(directory or root), out=str(out_dir), epochs=epochs,
-                                            max_steps=max_steps, batch=batch, limit=limit), paths)
+                                            max_steps=max_steps, batch=batch, limit=limit,
+                                            freeze_blocks=freeze_blocks), paths)
         out.print(f"model: {onnx_path}")
         if install:
             from faceup.models.angle import INPUT_SIZE
@@ -517,7 +520,8 @@ def train(
     if not root.is_dir():
         err.print(f"[red]error:[/red] no data at {root}; pass --data or set FACEUP_DATA")
         raise typer.Exit(2)
-    cfg = TrainConfig(data=str(root), out=str(out_dir), epochs=epochs, scale=scale, max_steps=max_steps, batch=batch)
+    cfg = TrainConfig(data=str(root), out=str(out_dir), epochs=epochs, scale=scale, max_steps=max_steps, batch=batch,
+                      freeze_blocks=freeze_blocks)
     onnx_path = run(cfg)
     meta = cal.calibrate(onnx_path, root, cfg.size, scale=min(1.0, scale * 10))
     (out_dir / "calibration.json").write_text(json.dumps(meta, indent=2))

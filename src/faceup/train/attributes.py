@@ -3,14 +3,20 @@
     faceup train --task smile        # SMILEsmileD and GENKI-4K (--sources to choose)
     faceup train --task agegender    # held out: the UTKFace validation part
 
-Inputs are face crops as faceup makes them at run time (a square around the face,
-eye line level; see faces.face_crop), which is how both data sets are cut. Race
-labels are never a target: they are read only to report accuracy per group.
+Inputs are face crops cut exactly as faceup cuts them at run time: BlazeFace on the
+training picture (with grey room around it when the face fills it), then the
+levelled square of faces.face_crop. The smile sources are cut differently (tight
+SMILEsmileD crops, loose GENKI-4K ones); cutting them again this way puts every
+face at the same scale. Pictures where no face is found are left out (at run time
+they give no face either). Race labels are never a target: they are read only to
+report accuracy per group.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -43,13 +49,56 @@ class AttrConfig:
     sources: tuple[str, ...] = ("smilesmiled", "genki4k_train")
 
 
-def _load(paths: list[Path], size: int, grey: bool) -> np.ndarray:
-    out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
-    for i, p in enumerate(paths):
-        with Image.open(p) as im:
-            img = im.convert("L").convert("RGB") if grey else im.convert("RGB")
-            out[i] = np.asarray(img.resize((size, size), Image.Resampling.BILINEAR))
-    return out
+def _crop(args: tuple[str, int, bool]) -> np.ndarray | None:
+    from faceup import faces
+
+    path, size, grey = args
+    with Image.open(path) as im:
+        img = im.convert("RGB")
+    crop = faces.main_face_crop(img)
+    if crop is None:
+        return None
+    crop = crop.convert("L").convert("RGB") if grey else crop
+    return np.asarray(crop.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "faceup" / "crops"
+
+
+#: Bump when the way faces are cut changes (invalidates cached crops).
+CROP_VERSION = 1
+
+
+def _load(paths: list[Path], size: int, grey: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Face crops of the pictures (N x size x size x 3) and the indices of the
+    pictures they come from (pictures with no face found are left out). Cached
+    (keyed by the list of files, the size and the colour mode)."""
+    key = hashlib.sha1(f"{CROP_VERSION}|{size}|{grey}|".encode() + "\n".join(map(str, paths)).encode()).hexdigest()[:16]
+    cache = _cache_dir() / f"{key}.npz"
+    if cache.exists():
+        z = np.load(cache)
+        return z["x"], z["kept"]
+    xs, kept = _cut(paths, size, grey)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, x=xs, kept=kept)
+    return xs, kept
+
+
+def _cut(paths: list[Path], size: int, grey: bool) -> tuple[np.ndarray, np.ndarray]:
+    from multiprocessing import Pool
+
+    from rich.progress import track
+
+    crops, kept = [], []
+    with Pool(2) as pool:
+        it = pool.imap(_crop, [(str(p), size, grey) for p in paths], chunksize=32)
+        for i, c in enumerate(track(it, total=len(paths), description=f"cutting {len(paths)} faces")):
+            if c is not None:
+                crops.append(c)
+                kept.append(i)
+    print(f"faces found in {len(kept)} of {len(paths)} pictures", flush=True)
+    return np.stack(crops) if crops else np.empty((0, size, size, 3), np.uint8), np.array(kept, dtype=np.int64)
 
 
 def smile_data(root: Path, limit: int | None, sources: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -62,7 +111,8 @@ def smile_data(root: Path, limit: int | None, sources: tuple[str, ...]) -> tuple
     idx = list(range(len(paths)))
     random.Random(0).shuffle(idx)
     idx = idx[:limit] if limit else idx
-    return _load([paths[i] for i in idx], SMILE_SIZE, grey=True), np.array([labels[i] for i in idx])
+    xs, kept = _load([paths[i] for i in idx], SMILE_SIZE, grey=True)
+    return xs, np.array([labels[idx[k]] for k in kept])
 
 
 def smile_source(root: Path, source: str) -> tuple[list[Path], np.ndarray]:
@@ -88,7 +138,8 @@ def agegender_data(root: Path, split: str, limit: int | None) -> tuple[np.ndarra
         genders.append(lab["gender"])
     if limit:
         paths, ages, genders = paths[:limit], ages[:limit], genders[:limit]
-    return _load(paths, AGEGENDER_SIZE, grey=False), np.array(ages, np.float32), np.array(genders)
+    xs, kept = _load(paths, AGEGENDER_SIZE, grey=False)
+    return xs, np.array(ages, np.float32)[kept], np.array(genders)[kept]
 
 
 def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
