@@ -49,6 +49,7 @@ def main() -> None:
     ap.add_argument("--smile-models", nargs="*", default=[], metavar="SOURCE=ONNX",
                     help="smile models to score on a source they were not trained on, e.g. "
                          "genki4k_train=runs/smile-smilesmiled/smile.onnx")
+    ap.add_argument("--smile-only", action="store_true", help="skip the UTKFace part")
     args = ap.parse_args()
     root = datasets.data_root(args.data)
     rng = random.Random(0)
@@ -76,6 +77,8 @@ def main() -> None:
             n += 1
         print(f"| {source} | {model_path} | {n} | {right / n:.1%} | {missed} |")
     print()
+    if args.smile_only:
+        return
 
     # age, gender and orientation on UTKFace validation faces, per group
     utk = datasets.utkface(root, "val")

@@ -27,86 +27,80 @@ def page_url():
     proc.wait(10)
 
 
-def test_upload_a_turned_photo_and_see_it_upright(page_url, tmp_path, astronaut_small):
+@pytest.fixture
+def page(page_url):
+    """The web page, open in a fresh headless Chromium."""
     from playwright.sync_api import sync_playwright
 
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            pg = browser.new_page()
+            pg.goto(page_url + "/")
+            yield pg
+        finally:
+            browser.close()
+
+
+def test_upload_a_turned_photo_and_see_it_upright(page, tmp_path, astronaut_small):
     src = tmp_path / "turned.jpg"
     src.write_bytes(jpeg_bytes(turn(astronaut_small.resize((256, 192)), 90)))  # 192 wide, 256 tall
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(page_url + "/")
-            page.set_input_files("#picker", str(src))
-            card = page.locator(".card").first
-            page.wait_for_selector(".card[data-state=done]", timeout=60_000)
-            assert card.locator(".rotation").inner_text() == "90° clockwise"
-            assert card.locator(".decision").inner_text() == "turned back by 90°"
-            assert float(card.locator(".confidence").inner_text()) > 0.5
-            # the picture shown as fixed really is upright: landscape again
-            page.wait_for_function("document.querySelector('.card .fixed').naturalWidth > 0")
-            w, h = page.evaluate("[document.querySelector('.card .fixed').naturalWidth,"
-                                 " document.querySelector('.card .fixed').naturalHeight]")
-            assert (w, h) == (256, 192)
-            assert card.locator(".download").get_attribute("download") == "turned.upright.jpg"
-            # the analysis: one face boxed over the upright picture, with smile, age and gender
-            assert card.locator(".boxes .box").count() == 1
-            face = card.locator(".faces li").first.inner_text()
-            assert "smile" in face and "age" in face and ("female" in face or "male" in face)
-            page.screenshot(path=str(tmp_path / "page.png"))
-        finally:
-            browser.close()
+    page.set_input_files("#picker", str(src))
+    card = page.locator(".card").first
+    page.wait_for_selector(".card[data-state=done]", timeout=60_000)
+    assert card.locator(".rotation").inner_text() == "90° clockwise"
+    assert card.locator(".decision").inner_text() == "turned back by 90°"
+    assert float(card.locator(".confidence").inner_text()) > 0.5
+    # the picture shown as fixed really is upright: landscape again
+    page.wait_for_function("document.querySelector('.card .fixed').naturalWidth > 0")
+    w, h = page.evaluate("[document.querySelector('.card .fixed').naturalWidth,"
+                         " document.querySelector('.card .fixed').naturalHeight]")
+    assert (w, h) == (256, 192)
+    assert card.locator(".download").get_attribute("download") == "turned.upright.jpg"
+    # the analysis: one face boxed over the upright picture, with smile, age and gender
+    assert card.locator(".boxes .box").count() == 1
+    face = card.locator(".faces li").first.inner_text()
+    assert "smile" in face and "age" in face and ("female" in face or "male" in face)
+    page.screenshot(path=str(tmp_path / "page.png"))
 
 
-def test_a_broken_upload_shows_an_error(page_url, tmp_path):
-    from playwright.sync_api import sync_playwright
-
+def test_a_broken_upload_shows_an_error(page, tmp_path):
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"this is not a picture" * 30)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(page_url + "/")
-            page.set_input_files("#picker", str(bad))
-            page.wait_for_selector(".card[data-state=error]", timeout=60_000)
-            assert "not a picture" in page.locator(".card .error").inner_text()
-        finally:
-            browser.close()
+    page.set_input_files("#picker", str(bad))
+    page.wait_for_selector(".card[data-state=error]", timeout=60_000)
+    assert "not a picture" in page.locator(".card .error").inner_text()
 
 
-def test_replace_the_background_with_a_colour_and_a_picture(page_url, tmp_path, astronaut_small, coffee):
-    from playwright.sync_api import sync_playwright
+#: The width of the shown result and its top-right pixel (sky, no person), read in the page.
+CORNER_PIXEL = """() => { const img = document.querySelector('.card .bgimg');
+    const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;
+    const g = c.getContext('2d'); g.drawImage(img, 0, 0);
+    return [img.naturalWidth, Array.from(g.getImageData(c.width - 6, 5, 1, 1).data)]; }"""
 
+
+def test_replace_the_background_with_a_colour_and_a_picture(page, tmp_path, astronaut_small, coffee):
     src = tmp_path / "portrait.jpg"
     src.write_bytes(jpeg_bytes(turn(astronaut_small, 180)))
     bg = tmp_path / "coffee.jpg"
     bg.write_bytes(jpeg_bytes(coffee))
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(page_url + "/")
-            page.set_input_files("#picker", str(src))
-            page.wait_for_selector(".card[data-state=done]", timeout=60_000)
-            card = page.locator(".card").first
-            card.locator(".bgcolor").fill("#00ff00")
-            card.locator(".bgtool button").click()
-            page.wait_for_selector(".bgtool[data-state=done]", timeout=60_000)
-            # read the shown result's pixels in the page: the sky corner is green now
-            rgb = page.evaluate("""() => { const img = document.querySelector('.card .bgimg');
-                const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;
-                const g = c.getContext('2d'); g.drawImage(img, 0, 0);
-                return [img.naturalWidth, Array.from(g.getImageData(c.width - 6, 5, 1, 1).data)]; }""")
-            width, (r, g, b, _) = rgb
-            assert width == 256 and g > 200 and r < 60 and b < 60
-            assert card.locator(".bgdownload").get_attribute("download") == "portrait.background.jpg"
+    page.set_input_files("#picker", str(src))
+    page.wait_for_selector(".card[data-state=done]", timeout=60_000)
+    card = page.locator(".card").first
+    card.locator(".bgcolor").fill("#00ff00")
+    card.locator(".bgtool button").click()
+    page.wait_for_selector(".bgtool[data-state=done]", timeout=60_000)
+    # read the shown result's pixels in the page: the sky corner is green now
+    width, (r, g, b, _) = page.evaluate(CORNER_PIXEL)
+    assert width == 256 and g > 200 and r < 60 and b < 60
+    assert card.locator(".bgdownload").get_attribute("download") == "portrait.background.jpg"
 
-            card.locator(".bgmode").select_option("image")
-            card.locator(".bgimage").set_input_files(str(bg))
-            page.evaluate("document.querySelector('.card .bgtool').dataset.state = ''")
-            card.locator(".bgtool button").click()
-            page.wait_for_selector(".bgtool[data-state=done]", timeout=60_000)
-            page.screenshot(path=str(tmp_path / "background.png"))
-        finally:
-            browser.close()
+    card.locator(".bgmode").select_option("image")
+    card.locator(".bgimage").set_input_files(str(bg))
+    page.evaluate("document.querySelector('.card .bgtool').dataset.state = ''")
+    card.locator(".bgtool button").click()
+    page.wait_for_selector(".bgtool[data-state=done]", timeout=60_000)
+    page.wait_for_function("document.querySelector('.card .bgimg').complete")
+    width, (r, g, b, _) = page.evaluate(CORNER_PIXEL)
+    assert width == 256 and not (g > 200 and r < 60 and b < 60)  # the coffee picture now, not green
+    page.screenshot(path=str(tmp_path / "background.png"), full_page=True)

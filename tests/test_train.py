@@ -101,3 +101,14 @@ def test_circular_mean_reads_between_bins():
     p = np.zeros((1, BINS))
     p[0, -1] = p[0, 1] = 0.5  # 355 and 5 degrees: the mean is 0, not 180
     assert min(circular_mean(p)[0], 360 - circular_mean(p)[0]) < 1e-6
+
+
+def test_smile_training_faces_are_cut_as_at_run_time_and_balanced(root):
+    from faceup.train.attributes import smile_data
+
+    xs, ys, strata = smile_data(root, 12, ("smilesmiled", "genki4k_train"))
+    assert xs.shape[1:] == (64, 64, 3) and len(xs) == len(ys) == len(strata) >= 20
+    assert set(strata.tolist()) <= {0, 1, 2, 3} and (strata % 2 == ys).all()
+    assert {0, 1} <= set(strata.tolist()) or {2, 3} <= set(strata.tolist())
+    # cut around a detected face, grey where the crop leaves the picture (not the raw 64x64 file)
+    assert (np.abs(xs.astype(int) - 128) <= 2).all(axis=-1).any()

@@ -101,18 +101,24 @@ def _cut(paths: list[Path], size: int, grey: bool) -> tuple[np.ndarray, np.ndarr
     return np.stack(crops) if crops else np.empty((0, size, size, 3), np.uint8), np.array(kept, dtype=np.int64)
 
 
-def smile_data(root: Path, limit: int | None, sources: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    paths, labels = [], []
-    for source in sources:
+def smile_data(root: Path, limit: int | None, sources: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Face crops, labels (1 = smiling) and strata (source x label, for balanced sampling)."""
+    xs_all, ys_all, strata = [], [], []
+    for k, source in enumerate(sources):
+        paths, labels = [], []
         for label in (0, 1):
             for p in datasets.list_pictures(root / "smile" / source / str(label)):
                 paths.append(p)
                 labels.append(label)
-    idx = list(range(len(paths)))
-    random.Random(0).shuffle(idx)
-    idx = idx[:limit] if limit else idx
-    xs, kept = _load([paths[i] for i in idx], SMILE_SIZE, grey=True)
-    return xs, np.array([labels[idx[k]] for k in kept])
+        idx = list(range(len(paths)))
+        random.Random(0).shuffle(idx)
+        idx = idx[:limit] if limit else idx
+        xs, kept = _load([paths[i] for i in idx], SMILE_SIZE, grey=True)
+        ys = np.array([labels[idx[j]] for j in kept], dtype=np.int64)
+        xs_all.append(xs)
+        ys_all.append(ys)
+        strata.append(2 * k + ys)
+    return np.concatenate(xs_all), np.concatenate(ys_all), np.concatenate(strata)
 
 
 def smile_source(root: Path, source: str) -> tuple[list[Path], np.ndarray]:
@@ -161,10 +167,16 @@ def train_attributes(cfg: AttrConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     root = Path(cfg.data)
     if cfg.task == "smile":
-        xs, ys = smile_data(root, cfg.limit, cfg.sources)
+        xs, ys, strata = smile_data(root, cfg.limit, cfg.sources)
         n_out = 2
+        # every (source, label) stratum equally often: the sources differ in size
+        # (13k vs 2.8k) and in their share of smiles (28% vs 56%); a model that
+        # learnt one source's prior misjudges the other's faces
+        counts = np.bincount(strata)
+        weights = torch.from_numpy(1.0 / counts[strata])
     elif cfg.task == "agegender":
         xs, ages, ys = agegender_data(root, "train", cfg.limit)
+        weights = None
         n_out = 3  # age / AGE_SCALE, gender logits (male, female)
     else:
         raise ValueError(f"unknown task {cfg.task}")
@@ -179,7 +191,10 @@ def train_attributes(cfg: AttrConfig) -> Path:
     for step in range(1, total + 1):
         model.train()
         frozen.eval()
-        idx = torch.randint(0, len(xs), (cfg.batch,), generator=gen).numpy()
+        if weights is None:
+            idx = torch.randint(0, len(xs), (cfg.batch,), generator=gen).numpy()
+        else:
+            idx = torch.multinomial(weights, cfg.batch, replacement=True, generator=gen).numpy()
         x = _augment(torch.from_numpy(xs[idx]).permute(0, 3, 1, 2).float(), gen)
         out_t = wrapped(x)
         y = torch.from_numpy(ys[idx]).long()
