@@ -124,3 +124,14 @@ def test_cli_background_goes_on_past_a_bad_file(tmp_path, astronaut_small):
     assert res.returncode == 1
     assert (tmp_path / "out" / "a.jpg").exists() and not (tmp_path / "out" / "broken.jpg").exists()
     assert "broken.jpg" in res.stderr and "1 of 2 pictures written" in res.stdout
+
+
+def test_cli_transparent_folder_writes_png_files(tmp_path, astronaut_small):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes(jpeg_bytes(astronaut_small))
+    res = faceup_cli("background", str(folder), "-o", str(tmp_path / "out"), "--transparent")
+    assert res.returncode == 0, res.stderr
+    out = Image.open(tmp_path / "out" / "a.png")
+    assert out.format == "PNG" and out.mode == "RGBA"
+    assert not (tmp_path / "out" / "a.jpg").exists()

@@ -292,7 +292,7 @@ def background(
             raise FaceupError(f"background picture {image} does not exist")
         how = Replacement(color=color, image=image.read_bytes() if image else None, blur=blur,
                           transparent=transparent)
-        fmt = _output_format(fmt, input, output) or ("png" if transparent and output is None else None)
+        fmt = _output_format(fmt, input, output) or ("png" if transparent else None)
         output_format(fmt, "PNG", how)
         options = pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels,
                                    format=imageio.normalize_format(fmt), fine=fine)
