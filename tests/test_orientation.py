@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from conftest import turn
@@ -54,3 +55,30 @@ def test_min_confidence_keeps_upright_turns_within_budget():
     turned = ((pred != 0) & (conf >= thr)).mean()
     assert turned <= 0.01
     assert thr > 0.95
+
+
+@pytest.mark.parametrize("angle", [100.0, 200.0, 305.0])
+def test_scene_angle_reads_any_turn_of_a_clear_scene(angle):
+    """The rocket on its launch pad (public domain): a scene with a clear vertical."""
+    from skimage import data as skdata
+
+    from faceup import geometry
+    from faceup.orientation import scene_angle
+
+    img = Image.fromarray(skdata.rocket())
+    w, h = img.size
+    turned = geometry.rotate(img, angle, expand=True).crop(geometry.crop_box_inscribed(w, h, angle))
+    est, concentration = scene_angle(turned)
+    assert abs((est - angle + 180) % 360 - 180) < 10
+    assert 0.0 <= concentration <= 1.0
+
+
+def test_sector_keeps_only_the_mass_near_an_angle():
+    import numpy as np
+
+    from faceup.models.angle import BINS, sector
+
+    p = np.full(BINS, 1.0 / BINS)
+    part = sector(p, 350.0)  # 305..35 degrees, across 0
+    kept = np.nonzero(part)[0] * (360 / BINS)
+    assert set(kept) == {a for a in np.arange(BINS) * (360 / BINS) if abs((a - 350 + 180) % 360 - 180) < 45}

@@ -35,8 +35,8 @@ def centre_square(img: Image.Image, size: int = INPUT_SIZE) -> np.ndarray:
 class AngleModel(Model):
     name = "angle"
 
-    def predict(self, img: Image.Image, tta: bool = True) -> tuple[float, float]:
-        """(angle in degrees clockwise, concentration 0..1 of the posterior).
+    def posterior(self, img: Image.Image, tta: bool = True) -> np.ndarray:
+        """The probability of each of the BINS angles (clockwise from 0).
 
         With tta, the posterior is averaged over the eight exact quarter turns and
         mirror images of the picture, each realigned (a quarter turn shifts the
@@ -47,20 +47,35 @@ class AngleModel(Model):
         else:
             variants = [np.rot90(v, j) for v in (sq, sq[:, ::-1]) for j in range(4)]
         probs = softmax(self.run(to_nchw(np.ascontiguousarray(np.stack(variants)))))
-        if tta:
-            q = BINS // 4
-            aligned = []
-            for i, pv in enumerate(probs):
-                j, mirrored = i % 4, i >= 4
-                # variant j was turned j quarter turns counter-clockwise: its angle is
-                # theta - 90 j (theta' = -theta for the mirror); shift back by j*q bins
-                pv = np.roll(pv, j * q)
-                if mirrored:
-                    pv = np.roll(pv[::-1], 1)  # bin k -> bin -k
-                aligned.append(pv)
-            p = np.mean(aligned, axis=0)
-        else:
-            p = probs[0]
-        centres = np.deg2rad(np.arange(BINS) * (360.0 / BINS))
-        r = float(np.hypot((p * np.cos(centres)).sum(), (p * np.sin(centres)).sum()))
-        return float(circular_mean(p[None])[0]), r
+        if not tta:
+            return probs[0]
+        q = BINS // 4
+        aligned = []
+        for i, pv in enumerate(probs):
+            j, mirrored = i % 4, i >= 4
+            # variant j was turned j quarter turns counter-clockwise: its angle is
+            # theta - 90 j (theta' = -theta for the mirror); shift back by j*q bins
+            pv = np.roll(pv, j * q)
+            if mirrored:
+                pv = np.roll(pv[::-1], 1)  # bin k -> bin -k
+            aligned.append(pv)
+        return np.mean(aligned, axis=0)
+
+    def predict(self, img: Image.Image, tta: bool = True) -> tuple[float, float]:
+        """(angle in degrees clockwise, concentration 0..1 of the posterior): the
+        model alone (orientation.scene_angle settles its quarter-turn doubts)."""
+        p = self.posterior(img, tta)
+        return float(circular_mean(p[None])[0]), concentration(p)
+
+
+def concentration(p: np.ndarray) -> float:
+    """0..1: the length of the posterior's mean direction (1: all on one angle)."""
+    centres = np.deg2rad(np.arange(BINS) * (360.0 / BINS))
+    return float(np.hypot((p * np.cos(centres)).sum(), (p * np.sin(centres)).sum()))
+
+
+def sector(p: np.ndarray, centre: float) -> np.ndarray:
+    """The posterior kept within 45 degrees of `centre` (zero elsewhere)."""
+    centres = np.arange(BINS) * (360.0 / BINS)
+    d = np.abs((centres - centre + 180.0) % 360.0 - 180.0)
+    return np.where(d < 45.0, p, 0.0)
