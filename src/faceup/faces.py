@@ -103,11 +103,9 @@ def eye_roll(d: Detection) -> float:
     """Clockwise tilt of the face in degrees (y points down), in (-180, 180]: the
     eye line, averaged with the line across the face perpendicular to the
     eyes-to-mouth axis (two cues, less landmark noise)."""
-    kp = d.keypoints
-    eyes = kp[1] - kp[0]
-    down = kp[3] - (kp[0] + kp[1]) / 2
+    eyes, down, n_e, n_d = _axes(d)
     across = np.array([down[1], -down[0]])  # "down" turned 90 degrees counter-clockwise
-    v = eyes / max(np.linalg.norm(eyes), 1e-9) * EYE_WEIGHT + across / max(np.linalg.norm(across), 1e-9)
+    v = eyes / max(n_e, 1e-9) * EYE_WEIGHT + across / max(n_d, 1e-9)
     return float(np.degrees(np.arctan2(v[1], v[0])))
 
 
@@ -153,8 +151,9 @@ def fine_angle(image: Image.Image, hint_cw: float | None = None) -> Roll | None:
 
     Looks for a face in views turned back by 0, 45, ... 315 degrees (BlazeFace
     finds faces within about 45 degrees of upright), starting with `hint_cw`
-    (the quarter-turn decision), then refines twice on a view levelled by the
-    estimate, the second time on a crop around the face for resolution.
+    (the quarter-turn decision), then refines on the view levelled by the
+    estimate, and last on crops around the face at CROP_SCALES (each also
+    mirrored, by both detectors: the median of every reading).
     None when no face is found."""
     bases = [0.0, 45.0, 90.0, 135.0, 180.0, 225.0, 270.0, 315.0]
     if hint_cw is not None:

@@ -28,7 +28,7 @@ import torch
 from PIL import Image
 
 from faceup.models.angle import BINS, INPUT_SIZE, circular_mean
-from faceup.train.backbone import export_onnx, trainee
+from faceup.train.backbone import export_onnx, total_steps, trainee
 
 
 @dataclass
@@ -109,9 +109,7 @@ def train_angle(cfg: AngleConfig, paths: list[Path]) -> Path:
         np.savez(cache, x=xs, y=ys)
     print(f"angle samples: {len(xs)} from {len(paths)} pictures", flush=True)
 
-    total = max(1, int(cfg.epochs * len(xs) / cfg.batch))
-    if cfg.max_steps is not None:
-        total = min(total, cfg.max_steps)
+    total = total_steps(cfg.epochs, len(xs), cfg.batch, cfg.max_steps)
     t = trainee(BINS, cfg.freeze_blocks, cfg.lr, 1e-4, total)
     model, frozen, wrapped, opt, sched = t.model, t.frozen, t.wrapped, t.opt, t.sched
     gen = torch.Generator().manual_seed(cfg.seed)

@@ -29,7 +29,7 @@ from torch import nn
 
 from faceup import datasets
 from faceup.models.attributes import AGE_SCALE, AGEGENDER_SIZE, SMILE_SIZE
-from faceup.train.backbone import export_onnx, trainee
+from faceup.train.backbone import export_onnx, total_steps, trainee
 
 
 @dataclass
@@ -181,9 +181,7 @@ def train_attributes(cfg: AttrConfig) -> Path:
     else:
         raise ValueError(f"unknown task {cfg.task}")
     print(f"{cfg.task}: {len(xs)} training faces", flush=True)
-    total = max(1, int(cfg.epochs * len(xs) / cfg.batch))
-    if cfg.max_steps is not None:
-        total = min(total, cfg.max_steps)
+    total = total_steps(cfg.epochs, len(xs), cfg.batch, cfg.max_steps)
     t = trainee(n_out, cfg.freeze_blocks, cfg.lr, 1e-4, total)
     model, frozen, wrapped, opt, sched = t.model, t.frozen, t.wrapped, t.opt, t.sched
     gen = torch.Generator().manual_seed(cfg.seed)

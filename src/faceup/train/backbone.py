@@ -136,6 +136,12 @@ class Trainee:
     sched: torch.optim.lr_scheduler.LRScheduler
 
 
+def total_steps(epochs: float, samples: int, batch: int, max_steps: int | None) -> int:
+    """Optimiser steps for `epochs` passes over `samples` (at least 1, at most max_steps)."""
+    total = max(1, int(epochs * samples / batch))
+    return total if max_steps is None else min(total, max_steps)
+
+
 def trainee(num_out: int, freeze_blocks: int, lr: float, weight_decay: float, total_steps: int) -> Trainee:
     """MobileNetV2 from ImageNet weights with `num_out` outputs, the first blocks
     frozen, AdamW and a one-cycle schedule over `total_steps`."""
