@@ -169,6 +169,10 @@ def test_evaluate_angle_task_reports_errors(tmp_path, coffee):
     assert res.returncode == 0, res.stderr
     row = json.loads(res.stdout)["sources"][0]
     assert row["cases"] == 3 and 0 <= row["mean_error"] <= 180 and 0 <= row["within_10"] <= 1
+    res = faceup_cli("evaluate", "--task", "angle", "--json", "--draws", "2", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    row = json.loads(res.stdout)["sources"][0]
+    assert row["cases"] == 6 and row["draws"] == 2
 
 
 def test_fix_output_name_chooses_the_format(tmp_path, astronaut_small):

@@ -82,3 +82,21 @@ def test_sector_keeps_only_the_mass_near_an_angle():
     part = sector(p, 350.0)  # 305..35 degrees, across 0
     kept = np.nonzero(part)[0] * (360 / BINS)
     assert set(kept) == {a for a in np.arange(BINS) * (360 / BINS) if abs((a - 350 + 180) % 360 - 180) < 45}
+
+
+def test_read_angle_picks_one_quarter_instead_of_averaging_two():
+    """Two modes a quarter turn apart (30 and 120 degrees): the plain circular mean
+    lands between them; the reading keeps the heavier one."""
+    import numpy as np
+
+    from faceup.models.angle import BINS, circular_mean, read_angle
+
+    p = np.zeros(BINS)
+    p[6], p[24] = 0.6, 0.4  # 30 and 120 degrees (5-degree bins)
+    assert 50 < circular_mean(p[None])[0] < 80
+    assert abs(read_angle(p) - 30.0) < 1e-6
+    p[6], p[24] = 0.4, 0.6
+    assert abs(read_angle(p) - 120.0) < 1e-6
+    q = np.zeros(BINS)
+    q[-1], q[1] = 0.5, 0.5  # 355 and 5: one mode across 0
+    assert min(read_angle(q), 360 - read_angle(q)) < 1e-6

@@ -64,34 +64,12 @@ def estimate(image: Image.Image, tta: bool | None = None, use_faces: bool = True
                        used_faces=used, faces_found=found)
 
 
-#: Weight of the quarter-turn classifier against the generic angle model in
-#: `scene_angle` (log-probability units). On the validation scenes (292, random
-#: angles) weights 0, 0.5, 1, 2, 4 gave mean errors 8.35, 7.18, 8.15, 8.78, 13.69
-#: degrees: 0.5.
-SCENE_CLASSIFIER_WEIGHT = 0.5
-
-
 def scene_angle(image: Image.Image, tta: bool = True) -> tuple[float, float]:
-    """How many degrees (clockwise) a picture is turned, read from the scene: the
-    generic angle model's posterior, whose doubts are mostly between quarter turns
-    of the same fine angle, settled with the quarter-turn classifier on the
-    picture levelled by that fine angle. Answers (angle, concentration of the
-    angle model's posterior)."""
-    from faceup import geometry
-    from faceup.models.angle import AngleModel, circular_mean, concentration, sector
+    """How many degrees (clockwise) a picture is turned, read from the scene by the
+    generic angle model (`models.angle.read_angle`). Answers (angle, concentration
+    0..1 of the model's posterior)."""
+    from faceup.models.angle import AngleModel
 
     am = get_model("angle")
     assert isinstance(am, AngleModel)
-    p = am.posterior(image, tta)
-    first = float(circular_mean(p[None])[0])
-    fine = (first + 45.0) % 90.0 - 45.0  # the angle within its quarter, -45..45
-    w, h = image.size
-    level = geometry.rotate(image.convert("RGB"), -fine, expand=True).crop(geometry.crop_box_inscribed(w, h, -fine))
-    q = model().scores(level, tta=tta)
-    best, best_score = first, -np.inf
-    for k in range(4):
-        part = sector(p, fine + 90.0 * k)
-        score = np.log(part.sum() + 1e-9) + SCENE_CLASSIFIER_WEIGHT * np.log(q[k] + 1e-9)
-        if score > best_score:
-            best, best_score = float(circular_mean(part[None])[0]), score
-    return best % 360.0, concentration(p)
+    return am.predict(image, tta)

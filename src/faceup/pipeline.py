@@ -98,9 +98,9 @@ FACE_DECIDES_QUALITY = 0.8
 FACE_AGREES_DEGREES = 67.5
 
 #: The generic angle model's answer is used for pictures without a face only when
-#: its posterior is at least this concentrated (chosen on the validation scenes
-#: with the model read alone, before orientation.scene_angle: it kept 88% of them,
-#: with a mean error of 4.6 degrees on those).
+#: its posterior is at least this concentrated (chosen on the validation scenes,
+#: with the posterior's plain circular mean: it kept 88% of them, with a mean
+#: error of 4.6 degrees on those).
 SCENE_ANGLE_MIN_CONCENTRATION = 0.8
 
 
