@@ -4,7 +4,11 @@
 
 - smile: GENKI-4K (the model was trained on SMILEsmileD only: another source);
 - age and gender: the UTKFace validation part (never trained on);
-- the orientation decision on the same UTKFace faces turned 0/90/180/270.
+- the orientation decision on the same UTKFace faces turned 0/90/180/270;
+- with --lfw-gender: gender on a balanced set of LFW faces (another source, never
+  trained on), one picture per person, the label read from the person's first
+  name with gender-guesser's name dictionary (only names it calls plainly male
+  or female; a name-based label is itself wrong now and then).
 Race is never predicted; UTKFace's race label is read only to split the report.
 Faces go through the run-time path: BlazeFace on the picture, a levelled crop.
 """
@@ -50,11 +54,14 @@ def main() -> None:
                     help="smile models to score on a source they were not trained on, e.g. "
                          "genki4k_train=runs/smile-smilesmiled/smile.onnx")
     ap.add_argument("--smile-only", action="store_true", help="skip the UTKFace part")
+    ap.add_argument("--lfw-gender", type=int, default=0, metavar="N",
+                    help="also measure gender on N LFW women and N LFW men (needs the bench extra)")
     args = ap.parse_args()
     root = datasets.data_root(args.data)
     rng = random.Random(0)
     print(f"command: python benchmarks/attributes.py --limit {args.limit} "
-          f"--smile-models {' '.join(args.smile_models)}\n")
+          f"--smile-models {' '.join(args.smile_models)}"
+          + (f" --lfw-gender {args.lfw_gender}" if args.lfw_gender else "") + "\n")
 
     # smile, each source scored by a model that never saw it (leave one source out)
     print("| smile: held-out source | model trained on | faces | accuracy | no face detected (whole crop used) |")
@@ -77,6 +84,8 @@ def main() -> None:
             n += 1
         print(f"| {source} | {model_path} | {n} | {right / n:.1%} | {missed} |")
     print()
+    if args.lfw_gender:
+        lfw_gender(root, args.lfw_gender)
     if args.smile_only:
         return
 
@@ -118,6 +127,44 @@ def main() -> None:
         print(f"| {k} | {r['n']} | {r['gender'] / r['n']:.1%} | {r['age_ok'] / r['n']:.1%} | "
               f"{r['age_err'] / r['n']:.1f} y | {r['orient'] / r['orient_n']:.2%} |")
     print("\n(group: UTKFace's own race label, used only to split this report; never predicted)")
+
+
+def lfw_people_by_gender(root: Path) -> dict[str, list[Path]]:
+    """One LFW picture (the first) per person whose first name gender-guesser
+    calls plainly male or female."""
+    import gender_guesser.detector
+
+    guess = gender_guesser.detector.Detector(case_sensitive=False)
+    people: dict[str, Path] = {}
+    for p in datasets.lfw(root):
+        people.setdefault(p.stem.rsplit("_", 1)[0], p)
+    out: dict[str, list[Path]] = {"male": [], "female": []}
+    for name, p in sorted(people.items()):
+        g = guess.get_gender(name.split("_")[0])
+        if g in out:
+            out[g].append(p)
+    return out
+
+
+def lfw_gender(root: Path, n: int) -> None:
+    ag = get_model("agegender")
+    by_gender = lfw_people_by_gender(root)
+    rng = random.Random(1)
+    n = min(n, *(len(v) for v in by_gender.values()))
+    print("| LFW, balanced (never trained on) | faces | gender accuracy | no face found (whole picture used) |")
+    print("|---|---|---|---|")
+    total = right_all = 0
+    for gender, paths in by_gender.items():
+        right = missed = 0
+        for p in rng.sample(paths, n):
+            img = Image.open(p).convert("RGB")
+            crop = faces.main_face_crop(img)
+            missed += crop is None
+            right += ag.predict([crop or img])[0][1] == gender
+        print(f"| {gender} (by first name) | {n} | {right / n:.1%} | {missed} |")
+        total += n
+        right_all += right
+    print(f"| all | {total} | {right_all / total:.1%} | |\n")
 
 
 if __name__ == "__main__":

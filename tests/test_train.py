@@ -71,6 +71,15 @@ def test_tiny_angle_training_run(root, tmp_path):
     assert res.returncode == 0, res.stdout + res.stderr
     sess = ort.InferenceSession(str(tmp_path / "a" / "angle.onnx"))
     assert sess.run(None, {"image": np.zeros((2, 3, 96, 96), np.float32)})[0].shape == (2, 72)
+    res = faceup_cli("train", "--task", "angle", str(root / "scenes" / "intel" / "sea"), "--out", str(tmp_path / "b"),
+                     "--scale", "0.01", "--max-steps", "1", "--batch", "8", "--samples", "inner",
+                     "--samples-per-picture", "2")
+    assert res.returncode == 0, res.stdout + res.stderr
+    cfg = json.loads((tmp_path / "b" / "angle_config.json").read_text())
+    assert cfg["samples"] == "inner" and cfg["samples_per_picture"] == 2
+    res = faceup_cli("train", "--task", "angle", str(root / "scenes" / "intel" / "sea"), "--out", str(tmp_path / "c"),
+                     "--samples", "corners")
+    assert res.returncode == 2 and "--samples must be one of" in res.stderr
 
 
 @pytest.mark.parametrize("task", ["smile", "agegender"])
@@ -81,15 +90,43 @@ def test_tiny_face_attribute_training_runs(root, tmp_path, task):
     assert (tmp_path / task / f"{task}.onnx").stat().st_size > 1000
 
 
+def test_net_size_resizes_inside_the_exported_model(root, tmp_path):
+    """--net-size: the ONNX still takes the 64 px crop; the backbone sees 128 px."""
+    import onnx
+    import onnxruntime as ort
+
+    res = faceup_cli("train", "--task", "smile", "--data", str(root), "--out", str(tmp_path / "s"),
+                     "--scale", "0.001", "--max-steps", "2", "--batch", "8", "--net-size", "128")
+    assert res.returncode == 0, res.stdout + res.stderr
+    path = tmp_path / "s" / "smile.onnx"
+    assert "Resize" in {n.op_type for n in onnx.load(str(path)).graph.node}
+    sess = ort.InferenceSession(str(path))
+    assert sess.run(None, {"image": np.zeros((3, 3, 64, 64), np.float32)})[0].shape == (3, 2)
+    assert json.loads((tmp_path / "s" / "smile_config.json").read_text())["net_size"] == 128
+
+
 def test_angle_samples_have_no_empty_corners():
     from PIL import Image
 
-    from faceup.train.angle import rotated_square
+    from faceup.train.angle import inner_square, rotated_square
 
     img = Image.new("RGB", (120, 90), (255, 255, 255))
     for angle in (0.0, 13.0, 45.0, 90.0, 137.0, 222.0, 300.0):
-        sq = np.asarray(rotated_square(img, angle, 1.0, 64))
-        assert sq.min() > 200, angle  # no black (empty) pixel anywhere
+        for cut in (rotated_square, inner_square):
+            sq = np.asarray(cut(img, angle, 1.0, 64))
+            assert sq.min() > 200, (cut.__name__, angle)  # no black (empty) pixel anywhere
+
+
+def test_inner_samples_show_more_of_the_picture_than_square_ones():
+    from PIL import Image
+
+    from faceup.train.angle import inner_square, rotated_square
+
+    # a white picture with a black frame 10 px wide: the frame shows only when the cut reaches the edge
+    img = Image.new("RGB", (100, 100), (0, 0, 0))
+    img.paste((255, 255, 255), (10, 10, 90, 90))
+    assert np.asarray(inner_square(img, 0.0, 1.0, 50)).min() < 50
+    assert np.asarray(rotated_square(img, 0.0, 1.0, 50)).min() > 200
 
 
 def test_circular_mean_reads_between_bins():

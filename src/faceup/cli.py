@@ -351,6 +351,8 @@ def evaluate(
     reliability_png: Annotated[Optional[Path], typer.Option("--reliability", help="Write a reliability diagram as PNG.")] = None,
     task: Annotated[str, typer.Option("--task", help="orientation (quarter turns) or angle (any angle, "
                     "the generic angle model).")] = "orientation",
+    draws: Annotated[int, typer.Option("--draws", min=1, help="With --task angle: random angles per picture "
+                     "(more: a steadier mean on a small set).")] = 1,
 ) -> None:
     """Turn upright pictures by 0/90/180/270 (or, with --task angle, by random
     angles, cropped to the largest inner rectangle), predict, and report."""
@@ -382,7 +384,7 @@ def evaluate(
         sources = {k: sorted(random.Random(0).sample(v, min(limit, len(v)))) for k, v in sources.items()}
 
     if task == "angle":
-        _evaluate_angle(sources, as_json)
+        _evaluate_angle(sources, as_json, draws)
         return
     options = pipeline.Options(min_confidence=min_confidence)
     total = ev.Report(name="all")
@@ -424,7 +426,7 @@ def evaluate(
         err.print(f"[yellow]{overall['errors']} turned copies could not be read[/yellow]")
 
 
-def _evaluate_angle(sources: dict[str, list[Path]], as_json: bool) -> None:
+def _evaluate_angle(sources: dict[str, list[Path]], as_json: bool, draws: int = 1) -> None:
     from faceup import evaluate as ev
 
     rows = []
@@ -432,11 +434,11 @@ def _evaluate_angle(sources: dict[str, list[Path]], as_json: bool) -> None:
     with _progress(n_all, "evaluating angles") as bar:
         task = bar.add_task("", total=n_all)
         for name, paths in sources.items():
-            rows.append(ev.evaluate_angles(name, paths, on_step=lambda: bar.advance(task)))
+            rows.append(ev.evaluate_angles(name, paths, draws=draws, on_step=lambda: bar.advance(task)))
     if as_json:
         _print_json({"sources": rows})
         return
-    table = Table("source", "pictures", "mean error", "median error", "within 5°", "within 10°", "pictures/s")
+    table = Table("source", "turned pictures", "mean error", "median error", "within 5°", "within 10°", "pictures/s")
     for r in rows:
         table.add_row(r["name"], str(r["cases"]), f"{r['mean_error']:.2f}°", f"{r['median_error']:.2f}°",
                       _pct(r["within_5"]), _pct(r["within_10"]), f"{r['pictures_per_second']:.1f}")
@@ -465,6 +467,13 @@ def train(
     install: Annotated[bool, typer.Option("--install", help="Copy the model into the package registry.")] = False,
     sources: Annotated[str, typer.Option("--sources", help="With --task smile: folders under smile/ to train on.")]
     = "smilesmiled,genki4k_train",
+    samples: Annotated[str, typer.Option("--samples", help="With --task angle: square (a fixed-scale square "
+                       "inside the picture for every angle) or inner (the centre of the largest inner "
+                       "rectangle, as a cropped turned photo).")] = "square",
+    samples_per_picture: Annotated[int, typer.Option("--samples-per-picture", min=1, help="With --task angle: "
+                                   "rotated samples cut from each picture.")] = 12,
+    net_size: Annotated[Optional[int], typer.Option("--net-size", min=32, max=512, help="With --task smile or "
+                        "agegender: resize the face crop to this size inside the network.")] = None,
 ) -> None:
     """Train a model (needs the train extra: pip install 'faceup[train]')."""
     try:
@@ -485,13 +494,18 @@ def train(
         onnx_path = train_attributes(AttrConfig(data=str(root), out=str(out_dir), task=task, epochs=epochs,
                                                 max_steps=max_steps, batch=batch, freeze_blocks=freeze_blocks,
                                                 sources=tuple(x.strip() for x in sources.split(",") if x.strip()),
+                                                net_size=net_size,
                                                 limit=None if scale >= 1 else max(16, int(20000 * scale))))
         out.print(f"model: {onnx_path}")
         if install:
             out.print(f"installed as {cal.install(onnx_path, {}, name=task)}")
         return
     if task == "angle":
-        from faceup.train.angle import AngleConfig, train_angle
+        from faceup.train.angle import SAMPLERS, AngleConfig, train_angle
+
+        if samples not in SAMPLERS:
+            err.print(f"[red]error:[/red] --samples must be one of {', '.join(SAMPLERS)}")
+            raise typer.Exit(2)
 
         if directory is not None:
             paths = datasets.list_pictures(directory)
@@ -506,7 +520,8 @@ def train(
         limit = max(1, int(len(paths) * scale)) if scale < 1 else None
         onnx_path = train_angle(AngleConfig(data=str(directory or root), out=str(out_dir), epochs=epochs,
                                             max_steps=max_steps, batch=batch, limit=limit,
-                                            freeze_blocks=freeze_blocks), paths)
+                                            freeze_blocks=freeze_blocks, samples=samples,
+                                            samples_per_picture=samples_per_picture), paths)
         out.print(f"model: {onnx_path}")
         if install:
             from faceup.models.angle import INPUT_SIZE

@@ -4,10 +4,14 @@ generic case) and export it to ONNX.
     faceup train --task angle DIR --out runs/angle
 
 Samples: each upright picture is rotated by a random angle on an expanded canvas,
-then a centred square of side min(w, h)/sqrt(2) x U(0.75, 1) is cut out: that
-square lies inside the rotated picture for *every* angle, so no sample has empty
-corners and every angle is seen at the same scale (the model cannot read the
-angle from corners or from how much the crop was enlarged). Each sample is
+then (`samples="square"`, the default) a centred square of side min(w, h)/sqrt(2)
+x U(0.75, 1) is cut out: that square lies inside the rotated picture for *every*
+angle, so no sample has empty corners and every angle is seen at the same scale
+(the model cannot read the angle from corners or from how much the crop was
+enlarged). With `samples="inner"`, the rotated picture is cut to its largest
+upright rectangle without empty corners (what faceup is shown when a turned
+photo has been cropped) and the centred square of that, x U(0.8, 1), is used:
+more of the scene, at a scale that varies with the angle. Each sample is
 re-encoded as JPEG. Output: 72 bins of 5 degrees trained with soft labels; the
 angle is read as the circular mean of the posterior (finer than a bin).
 """
@@ -27,6 +31,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from faceup import geometry
 from faceup.models.angle import BINS, INPUT_SIZE, circular_mean
 from faceup.train.backbone import export_onnx, total_steps, trainee
 
@@ -45,6 +50,12 @@ class AngleConfig:
     seed: int = 0
     threads: int = 2
     size: int = INPUT_SIZE
+    #: "square" (a fixed-scale square inside the picture for every angle) or
+    #: "inner" (the centre of the largest inner rectangle); see the module docstring
+    samples: str = "square"
+
+
+SAMPLERS = ("square", "inner")
 
 
 def rotated_square(img: Image.Image, angle_cw: float, scale: float, size: int) -> Image.Image:
@@ -57,13 +68,28 @@ def rotated_square(img: Image.Image, angle_cw: float, scale: float, size: int) -
     return rot.resize((size, size), Image.Resampling.BILINEAR, box=box)
 
 
-def _sample(args: tuple[str, int, int]) -> tuple[np.ndarray, float]:
-    path, seed, size = args
+def inner_square(img: Image.Image, angle_cw: float, scale: float, size: int) -> Image.Image:
+    """The centred square (side: the shorter side x scale) of the largest upright
+    rectangle without empty corners of `img` rotated by angle_cw."""
+    w, h = img.size
+    rot = geometry.rotate(img, angle_cw, expand=True)
+    x0, y0, x1, y1 = geometry.crop_box_inscribed(w, h, angle_cw)
+    side = min(x1 - x0, y1 - y0) * scale
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    box = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
+    return rot.resize((size, size), Image.Resampling.BILINEAR, box=box)
+
+
+def _sample(args: tuple[str, int, int, str]) -> tuple[np.ndarray, float]:
+    path, seed, size, sampler = args
     rng = random.Random(seed)
     with Image.open(path) as im:
         img = im.convert("RGB")
     angle = rng.uniform(0, 360)
-    sq = rotated_square(img, angle, rng.uniform(0.75, 1.0), size)
+    if sampler == "inner":
+        sq = inner_square(img, angle, rng.uniform(0.8, 1.0), size)
+    else:
+        sq = rotated_square(img, angle, rng.uniform(0.75, 1.0), size)
     if rng.random() < 0.1:
         sq = sq.convert("L").convert("RGB")
     buf = io.BytesIO()
@@ -72,11 +98,12 @@ def _sample(args: tuple[str, int, int]) -> tuple[np.ndarray, float]:
     return np.asarray(Image.open(buf).convert("RGB"), dtype=np.uint8), angle
 
 
-def build(paths: list[Path], per_picture: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def build(paths: list[Path], per_picture: int, size: int, seed: int,
+          sampler: str = "square") -> tuple[np.ndarray, np.ndarray]:
     from rich.progress import track
 
     rng = random.Random(seed)
-    args = [(str(p), rng.getrandbits(32), size) for p in paths for _ in range(per_picture)]
+    args = [(str(p), rng.getrandbits(32), size, sampler) for p in paths for _ in range(per_picture)]
     xs = np.empty((len(args), size, size, 3), dtype=np.uint8)
     ys = np.empty(len(args), dtype=np.float32)
     with Pool(2) as pool:
@@ -100,12 +127,15 @@ def train_angle(cfg: AngleConfig, paths: list[Path]) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     if cfg.limit:
         paths = paths[: cfg.limit]
-    cache = out / f"angle_{cfg.size}_{len(paths)}x{cfg.samples_per_picture}_s{cfg.seed}.npz"
+    if cfg.samples not in SAMPLERS:
+        raise ValueError(f"samples must be one of {', '.join(SAMPLERS)}, not {cfg.samples!r}")
+    tag = "" if cfg.samples == "square" else f"_{cfg.samples}"
+    cache = out / f"angle_{cfg.size}_{len(paths)}x{cfg.samples_per_picture}_s{cfg.seed}{tag}.npz"
     if cache.exists():
         z = np.load(cache)
         xs, ys = z["x"], z["y"]
     else:
-        xs, ys = build(paths, cfg.samples_per_picture, cfg.size, cfg.seed)
+        xs, ys = build(paths, cfg.samples_per_picture, cfg.size, cfg.seed, cfg.samples)
         np.savez(cache, x=xs, y=ys)
     print(f"angle samples: {len(xs)} from {len(paths)} pictures", flush=True)
 

@@ -47,6 +47,8 @@ class AttrConfig:
     threads: int = 2
     #: smile: folders under smile/ to train on (leave one out to measure a new source)
     sources: tuple[str, ...] = ("smilesmiled", "genki4k_train")
+    #: resize the crops to this size inside the network (None: the crop size)
+    net_size: int | None = None
 
 
 def _crop(args: tuple[str, int, bool]) -> np.ndarray | None:
@@ -182,7 +184,7 @@ def train_attributes(cfg: AttrConfig) -> Path:
         raise ValueError(f"unknown task {cfg.task}")
     print(f"{cfg.task}: {len(xs)} training faces", flush=True)
     total = total_steps(cfg.epochs, len(xs), cfg.batch, cfg.max_steps)
-    t = trainee(n_out, cfg.freeze_blocks, cfg.lr, 1e-4, total)
+    t = trainee(n_out, cfg.freeze_blocks, cfg.lr, 1e-4, total, cfg.net_size)
     model, frozen, wrapped, opt, sched = t.model, t.frozen, t.wrapped, t.opt, t.sched
     gen = torch.Generator().manual_seed(cfg.seed)
     t0, avg = time.time(), None

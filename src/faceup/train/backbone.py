@@ -103,15 +103,23 @@ def freeze_early(model: MobileNetV2, blocks: int) -> tuple[nn.Module, list[nn.Pa
 
 
 class Exportable(nn.Module):
-    """Takes float32 Nx3xHxW RGB in 0..255, returns logits; normalisation inside."""
+    """Takes float32 Nx3xHxW RGB in 0..255, returns logits; normalisation inside.
 
-    def __init__(self, net: nn.Module):
+    With `net_size`, the picture is resized (bilinear) to net_size x net_size inside
+    the model: small crops (64 px faces) reach the ImageNet backbone at a scale
+    closer to the one it learnt, and the ONNX input stays the crop size."""
+
+    def __init__(self, net: nn.Module, net_size: int | None = None):
         super().__init__()
         self.net = net
+        self.net_size = net_size
         self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1) * 255)
         self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1) * 255)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.net_size is not None:
+            x = nn.functional.interpolate(x, size=(self.net_size, self.net_size), mode="bilinear",
+                                          align_corners=False)
         return self.net((x - self.mean) / self.std)
 
 
@@ -142,11 +150,13 @@ def total_steps(epochs: float, samples: int, batch: int, max_steps: int | None) 
     return total if max_steps is None else min(total, max_steps)
 
 
-def trainee(num_out: int, freeze_blocks: int, lr: float, weight_decay: float, total_steps: int) -> Trainee:
+def trainee(num_out: int, freeze_blocks: int, lr: float, weight_decay: float, total_steps: int,
+            net_size: int | None = None) -> Trainee:
     """MobileNetV2 from ImageNet weights with `num_out` outputs, the first blocks
-    frozen, AdamW and a one-cycle schedule over `total_steps`."""
+    frozen, AdamW and a one-cycle schedule over `total_steps` (`net_size`: see
+    Exportable)."""
     model = mobilenet_v2(num_out, pretrained=True)
     frozen, params = freeze_early(model, freeze_blocks)
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_steps, pct_start=0.05)
-    return Trainee(model, frozen, Exportable(model), opt, sched)
+    return Trainee(model, frozen, Exportable(model, net_size), opt, sched)
