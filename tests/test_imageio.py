@@ -211,3 +211,25 @@ def test_write_atomic_leaves_no_partial_file(tmp_path):
     imageio.write_atomic(target, b"new")
     assert target.read_bytes() == b"new"
     assert os.stat(target).st_mode & 0o777 == 0o644
+
+
+def test_a_pil_image_is_a_source_for_the_library(astronaut_small):
+    """pipeline.predict / fix take a PIL Image as well as a path or bytes: the same
+    answer as for its PNG file; written back as PNG (it has no format of its own);
+    an opened file's EXIF orientation is applied as for the file."""
+    from faceup import pipeline
+
+    turned = astronaut_small.transpose(T.ROTATE_270)  # turned 90 clockwise
+    buf = io.BytesIO()
+    turned.save(buf, "PNG")
+    from_image, from_bytes = pipeline.predict(turned), pipeline.predict(buf.getvalue())
+    assert from_image.error is None and from_image.rotation == from_bytes.rotation == 90
+    assert from_image.scores == pytest.approx(from_bytes.scores, abs=1e-6)
+    fixed = pipeline.fix(turned)
+    out = Image.open(io.BytesIO(fixed.data))
+    assert fixed.format == out.format == "PNG" and out.size == astronaut_small.size
+    assert mean_abs_diff(out.convert("RGB"), astronaut_small) < 1.0
+
+    opened = Image.open(io.BytesIO(with_orientation(astronaut_small, 6)))
+    pic = imageio.read(opened)
+    assert pic.exif_orientation == 6 and pic.size == astronaut_small.size and pic.format == "JPEG"

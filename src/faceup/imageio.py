@@ -148,7 +148,7 @@ _STD_LUMA = np.array([
 
 
 def read(
-    source: str | os.PathLike | bytes | BinaryIO,
+    source: str | os.PathLike | bytes | BinaryIO | Image.Image,
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     reduce_to: int | None = None,
@@ -160,7 +160,11 @@ def read(
     prediction is needed; the picture is then at least `reduce_to` px on its
     shorter side where the source allows. `keep_frames`: keep every frame of an
     animated GIF/WebP (for writing it back); otherwise the first frame is used.
+    A PIL Image is taken as it is (its EXIF orientation, if it has one, applied);
+    written back, it keeps its own format, or PNG when it has none.
     """
+    if isinstance(source, Image.Image):
+        return _from_image(source, max_pixels)
     data = _as_bytes(source)
     if len(data) == 0:
         raise EmptyFileError("the file is empty (0 bytes)")
@@ -224,6 +228,26 @@ def read(
         icc_profile=im.info.get("icc_profile"), exif=exif if len(exif) else None,
         quality=quality, subsampling=subsampling, reduced=reduced, frames=frames, frame_info=frame_info,
     )
+
+
+def _from_image(im: Image.Image, max_pixels: int) -> Picture:
+    w, h = im.size
+    if w * h > max_pixels:
+        raise DecompressionBombError(
+            f"the picture has {w}x{h} = {w * h:,} pixels, above the limit of {max_pixels:,}")
+    try:
+        im.load()
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise TruncatedPictureError(f"the picture is truncated or damaged ({exc})") from None
+    fmt = FORMAT_ALIASES.get(im.format or "", im.format or "")
+    fmt = fmt if fmt in SUPPORTED_FORMATS else "PNG"
+    exif = im.getexif()
+    orientation = exif.get(ORIENTATION_TAG, 1)
+    orientation = orientation if orientation in EXIF_TRANSPOSE else 1
+    op = EXIF_TRANSPOSE[orientation]
+    shown = im.transpose(op) if op is not None else im.copy()
+    return Picture(image=shown, format=fmt, exif_orientation=orientation, icc_profile=im.info.get("icc_profile"),
+                   exif=exif if len(exif) else None)
 
 
 # --------------------------------------------------------------------------- writing

@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from PIL import Image
+
 from faceup import geometry, imageio, orientation
 from faceup.errors import BadOptionError, FaceupError
 from faceup.models.orientation import INPUT_SIZE
@@ -17,7 +19,8 @@ from faceup.models.orientation import INPUT_SIZE
 #: sees INPUT_SIZE px, so twice that is plenty.
 PREDICT_DECODE_SIDE = 2 * INPUT_SIZE
 
-Source = str | os.PathLike | bytes | BinaryIO
+#: A path, the bytes of a picture file, a binary file object, or a PIL Image.
+Source = str | os.PathLike | bytes | BinaryIO | Image.Image
 
 
 @dataclass
@@ -204,7 +207,7 @@ def fill_colour(fill: str, mode: str):
 def turn_back_fine(image, angle_cw: float, expand: bool, fill: str):
     """Turn counter-clockwise by `angle_cw`; crop the largest upright rectangle
     without empty corners, or keep everything and fill the corners."""
-    from PIL import Image, ImageFilter
+    from PIL import ImageFilter
 
     w, h = image.size
     mode = image.mode if image.mode in ("RGB", "RGBA", "L") else "RGB"
