@@ -63,12 +63,12 @@ def test_scene_angle_reads_any_turn_of_a_clear_scene(angle):
     from skimage import data as skdata
 
     from faceup import geometry
-    from faceup.orientation import scene_angle
+    from faceup.models import get_model
 
     img = Image.fromarray(skdata.rocket())
     w, h = img.size
     turned = geometry.rotate(img, angle, expand=True).crop(geometry.crop_box_inscribed(w, h, angle))
-    est, concentration = scene_angle(turned)
+    est, concentration = get_model("angle").predict(turned)
     assert abs((est - angle + 180) % 360 - 180) < 10
     assert 0.0 <= concentration <= 1.0
 

@@ -172,8 +172,9 @@ def evaluate_angles(name: str, paths: list[Path], seed: int = 0, draws: int = 1,
 
     from faceup import imageio
     from faceup.errors import FaceupError
-    from faceup.orientation import scene_angle
+    from faceup.models import get_model
 
+    model = get_model("angle")
     rng = random.Random(seed)
     errors, seconds = [], 0.0
     for p in paths:
@@ -185,7 +186,7 @@ def evaluate_angles(name: str, paths: list[Path], seed: int = 0, draws: int = 1,
             angle = rng.uniform(0, 360)
             data = rotated_case(img, angle)
             t0 = time.perf_counter()
-            est, _ = scene_angle(imageio.read(data).image)
+            est, _ = model.predict(imageio.read(data).image)
             seconds += time.perf_counter() - t0
             errors.append(abs((est - angle + 180.0) % 360.0 - 180.0))
         if on_step:

@@ -188,11 +188,7 @@ def read(
     if fmt not in SUPPORTED_FORMATS:
         raise UnsupportedFormatError(
             f"{im.format} pictures are not supported; use one of {', '.join(SUPPORTED_FORMATS)}")
-    w, h = im.size
-    if w * h > max_pixels:
-        raise DecompressionBombError(
-            f"the picture has {w}x{h} = {w * h:,} pixels, above the limit of {max_pixels:,} "
-            "(a guard against decompression bombs; raise it with --max-pixels / FACEUP_MAX_PIXELS)")
+    _check_pixels(im, max_pixels)
 
     reduced = False
     if reduce_to and fmt == "JPEG":
@@ -211,10 +207,7 @@ def read(
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise TruncatedPictureError(f"the picture is truncated or damaged ({exc})") from None
 
-    exif = im.getexif()
-    orientation = exif.get(ORIENTATION_TAG, 1)
-    if orientation not in EXIF_TRANSPOSE:
-        orientation = 1
+    exif, orientation = _orientation(im)
     quality = _jpeg_quality(im) if fmt == "JPEG" else None
     subsampling = JpegImagePlugin.get_sampling(im) if fmt == "JPEG" else -1
 
@@ -230,20 +223,30 @@ def read(
     )
 
 
-def _from_image(im: Image.Image, max_pixels: int) -> Picture:
+def _check_pixels(im: Image.Image, max_pixels: int) -> None:
     w, h = im.size
     if w * h > max_pixels:
         raise DecompressionBombError(
-            f"the picture has {w}x{h} = {w * h:,} pixels, above the limit of {max_pixels:,}")
+            f"the picture has {w}x{h} = {w * h:,} pixels, above the limit of {max_pixels:,} "
+            "(a guard against decompression bombs; raise it with --max-pixels / FACEUP_MAX_PIXELS)")
+
+
+def _orientation(im: Image.Image) -> tuple[Image.Exif, int]:
+    """The picture's EXIF and its Orientation value (1 when absent or invalid)."""
+    exif = im.getexif()
+    orientation = exif.get(ORIENTATION_TAG, 1)
+    return exif, orientation if orientation in EXIF_TRANSPOSE else 1
+
+
+def _from_image(im: Image.Image, max_pixels: int) -> Picture:
+    _check_pixels(im, max_pixels)
     try:
         im.load()
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise TruncatedPictureError(f"the picture is truncated or damaged ({exc})") from None
     fmt = FORMAT_ALIASES.get(im.format or "", im.format or "")
     fmt = fmt if fmt in SUPPORTED_FORMATS else "PNG"
-    exif = im.getexif()
-    orientation = exif.get(ORIENTATION_TAG, 1)
-    orientation = orientation if orientation in EXIF_TRANSPOSE else 1
+    exif, orientation = _orientation(im)
     op = EXIF_TRANSPOSE[orientation]
     shown = im.transpose(op) if op is not None else im.copy()
     return Picture(image=shown, format=fmt, exif_orientation=orientation, icc_profile=im.info.get("icc_profile"),

@@ -63,13 +63,3 @@ def estimate(image: Image.Image, tta: bool | None = None, use_faces: bool = True
     return Orientation(rotation=ROTATIONS[k], confidence=float(p[k]), scores=tuple(float(v) for v in p),
                        used_faces=used, faces_found=found)
 
-
-def scene_angle(image: Image.Image, tta: bool = True) -> tuple[float, float]:
-    """How many degrees (clockwise) a picture is turned, read from the scene by the
-    generic angle model (`models.angle.read_angle`). Answers (angle, concentration
-    0..1 of the model's posterior)."""
-    from faceup.models.angle import AngleModel
-
-    am = get_model("angle")
-    assert isinstance(am, AngleModel)
-    return am.predict(image, tta)

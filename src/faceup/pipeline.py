@@ -110,7 +110,9 @@ SCENE_ANGLE_MIN_CONCENTRATION = 0.8
 def _scene_angle(image, rotation: int) -> float:
     """No face: the generic angle model (the scene's horizon), when it is sure and
     agrees with the quarter-turn decision; otherwise the quarter turn itself."""
-    angle, concentration = orientation.scene_angle(image)
+    from faceup.models import get_model
+
+    angle, concentration = get_model("angle").predict(image)
     nearest = int(round(angle / 90.0)) % 4 * 90
     if concentration >= SCENE_ANGLE_MIN_CONCENTRATION and nearest == rotation:
         return round(angle, 2) % 360.0

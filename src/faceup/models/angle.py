@@ -1,6 +1,6 @@
 """The generic angle model: how many degrees (0-360, clockwise) a picture is turned,
 read from the scene (RotNet's generic case). 72 bins of 5 degrees; the angle is
-the circular mean of the posterior."""
+read from the posterior by `read_angle`."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ upright rectangle without empty corners (what faceup is shown when a turned
 photo has been cropped) and the centred square of that, x U(0.8, 1), is used:
 more of the scene, at a scale that varies with the angle. Each sample is
 re-encoded as JPEG. Output: 72 bins of 5 degrees trained with soft labels; the
-angle is read as the circular mean of the posterior (finer than a bin).
+angle is read from the posterior by `models.angle.read_angle` (finer than a bin).
 """
 
 from __future__ import annotations
@@ -62,10 +62,7 @@ def rotated_square(img: Image.Image, angle_cw: float, scale: float, size: int) -
     """The centred square (side min(w,h)/sqrt(2) * scale) of `img` rotated by angle_cw."""
     w, h = img.size
     rot = img.rotate(-angle_cw, resample=Image.Resampling.BICUBIC, expand=True)
-    side = min(w, h) / math.sqrt(2) * scale
-    cx, cy = rot.width / 2, rot.height / 2
-    box = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
-    return rot.resize((size, size), Image.Resampling.BILINEAR, box=box)
+    return _square(rot, rot.width / 2, rot.height / 2, min(w, h) / math.sqrt(2) * scale, size)
 
 
 def inner_square(img: Image.Image, angle_cw: float, scale: float, size: int) -> Image.Image:
@@ -74,10 +71,13 @@ def inner_square(img: Image.Image, angle_cw: float, scale: float, size: int) -> 
     w, h = img.size
     rot = geometry.rotate(img, angle_cw, expand=True)
     x0, y0, x1, y1 = geometry.crop_box_inscribed(w, h, angle_cw)
-    side = min(x1 - x0, y1 - y0) * scale
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return _square(rot, (x0 + x1) / 2, (y0 + y1) / 2, min(x1 - x0, y1 - y0) * scale, size)
+
+
+def _square(img: Image.Image, cx: float, cy: float, side: float, size: int) -> Image.Image:
+    """The square of `side` centred on (cx, cy), resized to size x size."""
     box = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
-    return rot.resize((size, size), Image.Resampling.BILINEAR, box=box)
+    return img.resize((size, size), Image.Resampling.BILINEAR, box=box)
 
 
 def _sample(args: tuple[str, int, int, str]) -> tuple[np.ndarray, float]:
