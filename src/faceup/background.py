@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageColor, ImageFilter, ImageOps
 
-from faceup.errors import BadOptionError, FaceupError
+from faceup.errors import BadOptionError, FaceupError, shown
 
 #: Formats that keep an alpha channel (for --transparent).
 ALPHA_FORMATS = ("PNG", "WEBP", "TIFF")
@@ -40,7 +40,7 @@ class Replacement:
             try:
                 ImageColor.getrgb(self.color)
             except ValueError:
-                raise BadOptionError(f"background colour must be a colour name or #rrggbb, not {self.color!r}") from None
+                raise BadOptionError(f"background colour must be a colour name or #rrggbb, not {shown(self.color)!r}") from None
         if self.blur is not None and not 0 <= self.blur <= 500:
             raise BadOptionError(f"blur radius must be between 0 and 500 pixels, not {self.blur}")
         if self.image is not None and not self.image:

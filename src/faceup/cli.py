@@ -13,9 +13,10 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from faceup import __version__, imageio, pipeline
-from faceup.errors import FaceupError
+from faceup.errors import FaceupError, shown
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Find how a picture is turned and turn it back.")
@@ -54,6 +55,21 @@ def _progress(total: int, label: str) -> Progress:
                     console=err, transient=True, disable=total < 2 or not err.is_terminal and bool(os.environ.get("CI")))
 
 
+def _name(path: Path) -> str:
+    """A path as printable text (a non-UTF-8 file name shows its odd bytes as \\xNN)."""
+    return pipeline.printable_path(str(path))
+
+
+def _unexpected(exc: Exception) -> str:
+    """The message for an error that is not faceup's own: a bug, said plainly, and the batch goes on."""
+    return f"unexpected error ({type(exc).__name__}: {shown(exc, 120)}); this is a bug in faceup, please report it"
+
+
+def _failed(path: Path, msg: str, indent: str = "") -> None:
+    """One line for a file that failed; the message is shown as it is (no markup read in it)."""
+    err.print(Text.assemble(indent, ("failed", "red"), f" {_name(path)}: {msg}"))
+
+
 def _print_json(obj: dict) -> None:
     sys.stdout.write(json.dumps(obj) + "\n")
     sys.stdout.flush()
@@ -73,20 +89,23 @@ def predict(
     items: list[tuple[Path, str]] = []
     for p in paths:
         if p.is_dir():
-            items += [(f, str(f)) for f in _walk(p, recursive)]
+            items += [(f, _name(f)) for f in _walk(p, recursive)]
         else:
-            items.append((p, str(p)))
+            items.append((p, _name(p)))
     failures = 0
     table = Table("path", "rotation", "confidence", "confident", "exif", "error")
     with _progress(len(items), "predicting") as bar:
         task = bar.add_task("", total=len(items))
-        for path, shown in items:
-            pred = pipeline.predict(path, options, path=shown)
+        for path, label in items:
+            try:
+                pred = pipeline.predict(path, options, path=label)
+            except Exception as exc:  # noqa: BLE001 - one file's bug must not end the batch
+                pred = pipeline.Prediction(path=label, error=_unexpected(exc))
             failures += pred.error is not None
             if as_json:
                 _print_json(pred.to_json())
             else:
-                table.add_row(shown, "" if pred.rotation is None else f"{pred.rotation}°",
+                table.add_row(label, "" if pred.rotation is None else f"{pred.rotation}°",
                               "" if pred.confidence is None else f"{pred.confidence:.3f}",
                               "" if pred.confident is None else ("yes" if pred.confident else "no"),
                               "" if pred.exif_orientation is None else str(pred.exif_orientation),
@@ -127,15 +146,18 @@ def analyze(
     with _progress(len(items), "analysing") as bar:
         task = bar.add_task("", total=len(items))
         for path in items:
-            res = pipeline.analyze(path, options, path=str(path), only=asked)
+            try:
+                res = pipeline.analyze(path, options, path=_name(path), only=asked)
+            except Exception as exc:  # noqa: BLE001 - one file's bug must not end the batch
+                res = pipeline.Analysis(prediction=pipeline.Prediction(path=_name(path), error=_unexpected(exc)))
             failures += res.prediction.error is not None
             if as_json:
                 _print_json(res.to_json())
             elif res.prediction.error:
-                err.print(f"[red]failed[/red] {path}: {res.prediction.error}")
+                _failed(path, res.prediction.error)
             else:
                 p = res.prediction
-                out.print(f"{path}: rotation {p.rotation}° (confidence {p.confidence:.3f}), {len(res.faces)} face(s)")
+                out.print(f"{_name(path)}: rotation {p.rotation}° (confidence {p.confidence:.3f}), {len(res.faces)} face(s)")
                 for i, f in enumerate(res.faces, 1):
                     parts = [f"box {[round(v) for v in f.box]}"]
                     if f.smile is not None:
@@ -237,28 +259,30 @@ def fix(
         task = bar.add_task("", total=len(jobs))
         for job in jobs:
             try:
-                result = pipeline.fix(job.src, options, path=str(job.src))
+                result = pipeline.fix(job.src, options, path=_name(job.src))
                 imageio.write_atomic(job.dst, result.data)
-            except (FaceupError, OSError) as exc:
-                failures.append((job.src, str(exc)))
+            except Exception as exc:  # noqa: BLE001 - one bad file never ends the batch
+                msg = str(exc) if isinstance(exc, (FaceupError, OSError)) else _unexpected(exc)
+                failures.append((job.src, msg))
                 if as_json:
-                    _print_json({**pipeline.Prediction(path=str(job.src), error=str(exc)).to_json(), "output": None, "turned": False})
+                    _print_json({**pipeline.Prediction(path=_name(job.src), error=msg).to_json(), "output": None,
+                                 "turned": False})
                 else:
-                    err.print(f"[red]failed[/red] {job.src}: {exc}")
+                    _failed(job.src, msg)
                 bar.advance(task)
                 continue
             pred = result.prediction
             turned += pred.turned
             if as_json:
-                _print_json({**pred.to_json(), "output": str(job.dst), "turned": pred.turned})
+                _print_json({**pred.to_json(), "output": _name(job.dst), "turned": pred.turned})
             elif len(jobs) == 1 or not err.is_terminal:
-                out.print(_describe(pred, job.dst))
+                out.print(_describe(pred, job.dst), markup=False)
             bar.advance(task)
     if len(jobs) > 1 and not as_json:
         out.print(f"{len(jobs) - len(failures)} of {len(jobs)} pictures written, {turned} turned upright, "
                   f"{len(failures)} failed")
         for src, msg in failures:
-            err.print(f"  [red]failed[/red] {src}: {msg}")
+            _failed(src, msg, indent="  ")
     raise typer.Exit(1 if failures else 0)
 
 
@@ -305,20 +329,22 @@ def background(
         task = bar.add_task("", total=len(jobs))
         for job in jobs:
             try:
-                result = pipeline.background(job.src, how, options, path=str(job.src))
+                result = pipeline.background(job.src, how, options, path=_name(job.src))
                 imageio.write_atomic(job.dst, result.data)
-            except (FaceupError, OSError) as exc:
-                failures.append((job.src, str(exc)))
+            except Exception as exc:  # noqa: BLE001 - one bad file never ends the batch
+                msg = str(exc) if isinstance(exc, (FaceupError, OSError)) else _unexpected(exc)
+                failures.append((job.src, msg))
                 if as_json:
-                    _print_json({**pipeline.Prediction(path=str(job.src), error=str(exc)).to_json(), "output": None})
+                    _print_json({**pipeline.Prediction(path=_name(job.src), error=msg).to_json(), "output": None})
                 else:
-                    err.print(f"[red]failed[/red] {job.src}: {exc}")
+                    _failed(job.src, msg)
             else:
                 if as_json:
-                    _print_json({**result.prediction.to_json(), "output": str(job.dst), "turned": result.prediction.turned})
+                    _print_json({**result.prediction.to_json(), "output": _name(job.dst),
+                                 "turned": result.prediction.turned})
                 elif len(jobs) == 1 or not err.is_terminal:
                     turned = f"turned back {result.prediction.rotation}°, " if result.prediction.turned else ""
-                    out.print(f"{job.src}: {turned}background replaced -> {job.dst}")
+                    out.print(f"{_name(job.src)}: {turned}background replaced -> {_name(job.dst)}", markup=False)
             bar.advance(task)
     if len(jobs) > 1 and not as_json:
         out.print(f"{len(jobs) - len(failures)} of {len(jobs)} pictures written, {len(failures)} failed")
@@ -330,11 +356,11 @@ def _describe(pred: pipeline.Prediction, dst: Path) -> str:
     if pred.turned:
         how = f"{pred.angle:.1f}°" if pred.angle is not None else f"{pred.rotation}°"
         return (f"{pred.path}: was turned {how} clockwise, turned back "
-                f"(confidence {pred.confidence:.3f}){exif} -> {dst}")
+                f"(confidence {pred.confidence:.3f}){exif} -> {_name(dst)}")
     if pred.rotation:
         return (f"{pred.path}: looks turned {pred.rotation}° but confidence {pred.confidence:.3f} is below the "
-                f"minimum; left as it is{exif} -> {dst}")
-    return f"{pred.path}: already upright (confidence {pred.confidence:.3f}){exif} -> {dst}"
+                f"minimum; left as it is{exif} -> {_name(dst)}")
+    return f"{pred.path}: already upright (confidence {pred.confidence:.3f}){exif} -> {_name(dst)}"
 
 
 @app.command()
@@ -567,7 +593,9 @@ def serve(
     host: Annotated[Optional[str], typer.Option(help="Address to listen on. Env: FACEUP_HOST.")] = None,
     port: Annotated[Optional[int], typer.Option(help="Port. Env: FACEUP_PORT.")] = None,
     workers: Annotated[Optional[int], typer.Option(help="Worker processes. Env: FACEUP_WORKERS.")] = None,
-    api_key: Annotated[Optional[str], typer.Option("--api-key", help="Require X-API-Key. Env: FACEUP_API_KEY.")] = None,
+    api_key_file: Annotated[Optional[Path], typer.Option("--api-key-file", help="Require the X-API-Key header "
+                            "to hold the key in this file (first line). Env: FACEUP_API_KEY holds the key "
+                            "itself. Not a command-line value: that would show in `ps`.")] = None,
     max_upload_mb: Annotated[Optional[float], typer.Option("--max-upload-mb", help="Largest upload (default 20).")] = None,
 ) -> None:
     """Run the HTTP service (POST /fix, POST /predict, the web page at /)."""
@@ -575,6 +603,16 @@ def serve(
 
     from faceup.settings import Settings
 
+    api_key = None
+    if api_key_file is not None:
+        try:
+            api_key = api_key_file.read_text().splitlines()[0].strip()
+        except (OSError, IndexError, UnicodeDecodeError) as exc:
+            err.print(f"[red]error:[/red] cannot read an API key from {api_key_file}: {exc}")
+            raise typer.Exit(2) from None
+        if not api_key:
+            err.print(f"[red]error:[/red] {api_key_file} holds no API key on its first line")
+            raise typer.Exit(2)
     overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers, "api_key": api_key}.items()
                  if v is not None}
     if max_upload_mb is not None:

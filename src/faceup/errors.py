@@ -38,7 +38,21 @@ class BadOptionError(FaceupError):
     http_status = 422
 
 
+class UnfaithfulWriteError(FaceupError):
+    """faceup cannot write this picture faithfully (its frames, pages, bit depth
+    or layout do not survive the format asked for); nothing is written."""
+
+    http_status = 422
+
+
 class ModelIntegrityError(FaceupError):
     """A shipped model file is missing or does not match its recorded sha256."""
 
     http_status = 500
+
+
+def shown(text: object, limit: int = 60) -> str:
+    """Text an error message may quote, cut in the middle when long: an error
+    never echoes a whole 100 KB field back."""
+    text = str(text)
+    return text if len(text) <= limit else f"{text[: limit - 20]} ...({len(text):,} characters)... {text[-8:]}"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,14 +25,17 @@ from typing import BinaryIO
 import numpy as np
 import pillow_heif
 from jpegtran import JPEGImage
-from PIL import Image, ImageSequence, JpegImagePlugin, UnidentifiedImageError
+from PIL import Image, JpegImagePlugin, UnidentifiedImageError
 
 from faceup.errors import (
     DecompressionBombError,
     EmptyFileError,
+    FaceupError,
     NotAPictureError,
     TruncatedPictureError,
+    UnfaithfulWriteError,
     UnsupportedFormatError,
+    shown,
 )
 
 pillow_heif.register_heif_opener()
@@ -44,8 +48,21 @@ SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF", "HEIF")
 FORMAT_ALIASES = {"JPG": "JPEG", "MPO": "JPEG", "TIF": "TIFF", "HEIC": "HEIF"}
 SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp", "GIF": ".gif", "HEIF": ".heic"}
 
-#: Pictures above this many pixels are refused (a decompression bomb guard).
+#: Pictures above this many decoded pixels are refused (a decompression bomb
+#: guard). Every frame of an animation and every page of a TIFF counts.
 DEFAULT_MAX_PIXELS = 100_000_000
+
+#: Formats whose every frame or page faceup keeps and turns (Pillow's names).
+MULTI_FRAME_FORMATS = ("GIF", "WEBP", "PNG", "TIFF", "HEIF")
+
+#: TIFF tags that describe the stored pixels (size, layout, strips, tiles,
+#: compression...). They belong to the file that is written, never copied from
+#: the input: copied, they describe the old layout (a turned non-square TIFF
+#: would keep the old width and height).
+TIFF_LAYOUT_TAGS = frozenset({
+    254, 255, 256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 280, 281, 284, 288, 289, 290, 291, 292, 293,
+    317, 320, 322, 323, 324, 325, 330, 332, 338, 339, 340, 341, 347, 530, 531, 532, 34675,
+})
 
 ORIENTATION_TAG = 0x0112
 
@@ -77,6 +94,11 @@ class Picture:
     reduced: bool = False
     frames: list[Image.Image] = field(default_factory=list)
     frame_info: dict = field(default_factory=dict)
+    #: Why the decoded pixels hold less than the file (e.g. "16-bit colour PNG"):
+    #: such a picture can be judged but not written back faithfully.
+    narrowed: str | None = None
+    #: The displayed size at full resolution (`image` may be smaller when `reduced`).
+    full_size: tuple[int, int] | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -159,21 +181,28 @@ def read(
     `reduce_to`: decode JPEGs at a reduced scale (draft mode) when only a
     prediction is needed; the picture is then at least `reduce_to` px on its
     shorter side where the source allows. `keep_frames`: keep every frame of an
-    animated GIF/WebP (for writing it back); otherwise the first frame is used.
+    animation (GIF, WebP, APNG) and every page of a TIFF or HEIF, for writing
+    them back; otherwise only the first is decoded. `max_pixels` bounds the
+    pixels decoded in all (every kept frame and page counts), checked before
+    each is decoded.
     A PIL Image is taken as it is (its EXIF orientation, if it has one, applied);
     written back, it keeps its own format, or PNG when it has none.
+    Raises only FaceupError subclasses for anything wrong with the input.
     """
     if isinstance(source, Image.Image):
         return _from_image(source, max_pixels)
     data = _as_bytes(source)
     if len(data) == 0:
         raise EmptyFileError("the file is empty (0 bytes)")
+    _allow_pillow(max_pixels)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # faceup's own limit (max_pixels) decides, below; Pillow's fixed one must not
+            warnings.simplefilter("ignore")
             im = Image.open(io.BytesIO(data))
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise DecompressionBombError(f"the picture is too large to decode safely ({exc})") from None
+    except Image.DecompressionBombError as exc:
+        raise DecompressionBombError(f"the picture is too large to decode safely ({exc}); "
+                                     "raise --max-pixels / FACEUP_MAX_PIXELS if it is wanted") from None
     except UnidentifiedImageError:
         other = _sniff_unsupported(data)
         if other:
@@ -181,16 +210,49 @@ def read(
                 f"{other} is not a supported picture format; use one of {', '.join(SUPPORTED_FORMATS)}") from None
         raise NotAPictureError("not a picture: the content is not a format faceup recognises "
                                f"({', '.join(SUPPORTED_FORMATS)})") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise TruncatedPictureError(f"the picture is damaged and cannot be opened ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - any decoder failure on untrusted bytes is a damaged file
+        raise _damaged("cannot be opened", exc) from None
 
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a decoder's complaints: what matters is raised or refused here
+            return _decode(im, data, max_pixels, reduce_to, keep_frames)
+    except FaceupError:
+        raise
+    except MemoryError:
+        raise DecompressionBombError("the picture is too large to decode in the memory available") from None
+    except Exception as exc:  # noqa: BLE001 - a decoder's own error (TypeError, RuntimeError, ...) is damage
+        raise _damaged("is truncated or damaged", exc) from None
+
+
+def _damaged(what: str, exc: BaseException) -> TruncatedPictureError:
+    detail = shown(str(exc) or type(exc).__name__, 120)
+    return TruncatedPictureError(f"the picture {what} ({detail})")
+
+
+_PILLOW_LIMIT = threading.Lock()
+
+
+def _allow_pillow(max_pixels: int) -> None:
+    """Let Pillow open what faceup's own limit allows. Pillow's guard is a global
+    (MAX_IMAGE_PIXELS, an error at twice it) that cannot be set per call; it is
+    only ever raised here, never lowered, and only when a caller asks for more."""
+    with _PILLOW_LIMIT:
+        if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
+            Image.MAX_IMAGE_PIXELS = max_pixels
+
+
+def _decode(im: Image.Image, data: bytes, max_pixels: int, reduce_to: int | None, keep_frames: bool) -> Picture:
     fmt = FORMAT_ALIASES.get(im.format or "", im.format or "")
     if fmt not in SUPPORTED_FORMATS:
         raise UnsupportedFormatError(
             f"{im.format} pictures are not supported; use one of {', '.join(SUPPORTED_FORMATS)}")
     _check_pixels(im, max_pixels)
+    if fmt == "JPEG":
+        _check_jpeg_holds_its_size(data, im)
 
     reduced = False
+    full_size = im.size
     if reduce_to and fmt == "JPEG":
         before = im.size
         im.draft("RGB", (reduce_to, reduce_to))
@@ -198,29 +260,70 @@ def read(
 
     frames: list[Image.Image] = []
     frame_info: dict = {}
-    try:
-        im.load()
-        if keep_frames and getattr(im, "n_frames", 1) > 1:
-            frame_info = {"duration": im.info.get("duration"), "loop": im.info.get("loop", 0)}
-            frames = [f.copy() for f in ImageSequence.Iterator(im)]
-            im.seek(0)
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise TruncatedPictureError(f"the picture is truncated or damaged ({exc})") from None
+    im.load()
+    if keep_frames and fmt in MULTI_FRAME_FORMATS and getattr(im, "n_frames", 1) > 1:
+        frame_info = {"duration": im.info.get("duration"), "loop": im.info.get("loop", 0)}
+        frames = _read_frames(im, fmt, max_pixels)
 
     exif, orientation = _orientation(im)
     quality = _jpeg_quality(im) if fmt == "JPEG" else None
     subsampling = JpegImagePlugin.get_sampling(im) if fmt == "JPEG" else -1
 
-    shown = im.copy()
+    shown_image = frames[0] if frames else im.copy()
     op = EXIF_TRANSPOSE[orientation]
     if op is not None:
-        shown = shown.transpose(op)
+        shown_image = shown_image.transpose(op)
         frames = [f.transpose(op) for f in frames]
     return Picture(
-        image=shown, format=fmt, exif_orientation=orientation, data=data,
+        image=shown_image, format=fmt, exif_orientation=orientation, data=data,
         icc_profile=im.info.get("icc_profile"), exif=exif if len(exif) else None,
         quality=quality, subsampling=subsampling, reduced=reduced, frames=frames, frame_info=frame_info,
+        narrowed=_narrowed(im, fmt, data), full_size=_turned_size(full_size, op),
     )
+
+
+_WIDE_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")
+
+
+def _narrowed(im: Image.Image, fmt: str, data: bytes) -> str | None:
+    """Pillow decodes 16-bit colour (and 16-bit grey with alpha) to 8 bits per
+    sample; say so, so that such a picture is never written back narrowed."""
+    if im.mode in _WIDE_MODES:
+        return None
+    if fmt == "PNG" and data[12:16] == b"IHDR" and len(data) > 24 and data[24] > 8:
+        return f"{data[24]}-bit PNG"
+    if fmt == "TIFF":
+        bits = getattr(im, "tag_v2", {}).get(258)
+        bits = bits if isinstance(bits, tuple) else (bits,) if bits else ()
+        if bits and max(bits) > 8:
+            return f"{max(bits)}-bit TIFF"
+    return None
+
+
+def _read_frames(im: Image.Image, fmt: str, max_pixels: int) -> list[Image.Image]:
+    """Every frame (page) of `im`, after checking that their pixels together stay
+    within `max_pixels`, before any of them beyond the first is decoded."""
+    n = im.n_frames
+    if fmt == "TIFF":  # pages have their own sizes; seeking reads only their headers
+        sizes = []
+        for i in range(n):
+            im.seek(i)
+            sizes.append(im.size)
+    else:  # every frame of an animation is drawn at the canvas size
+        sizes = [im.size] * n
+    total = sum(w * h for w, h in sizes)
+    if total > max_pixels:
+        raise DecompressionBombError(
+            f"the picture's {n} frames or pages hold {total:,} pixels in all, above the limit of {max_pixels:,} "
+            "(a guard against decompression bombs; raise it with --max-pixels / FACEUP_MAX_PIXELS)")
+    frames = []
+    for i in range(n):
+        im.seek(i)
+        if im.size != sizes[i]:  # a frame that grew after its header was read
+            raise TruncatedPictureError(f"frame {i + 1} of the picture does not match its header")
+        frames.append(im.copy())
+    im.seek(0)
+    return frames
 
 
 def _check_pixels(im: Image.Image, max_pixels: int) -> None:
@@ -229,6 +332,29 @@ def _check_pixels(im: Image.Image, max_pixels: int) -> None:
         raise DecompressionBombError(
             f"the picture has {w}x{h} = {w * h:,} pixels, above the limit of {max_pixels:,} "
             "(a guard against decompression bombs; raise it with --max-pixels / FACEUP_MAX_PIXELS)")
+
+
+#: JPEG frame markers coded with Huffman tables (arithmetic coding, SOF9-15, is not checked).
+_HUFFMAN_SOF = {0xC0, 0xC1, 0xC2, 0xC3}
+
+
+def _check_jpeg_holds_its_size(data: bytes, im: Image.Image) -> None:
+    """Refuse a JPEG whose header claims more pixels than its data can hold.
+
+    With Huffman coding every 8x8 block of the first component costs at least
+    one bit (its DC code), so a file of N bytes holds at most 8N such blocks.
+    A file that claims more was cut or forged: libjpeg would pad it with grey
+    without an error, and faceup would judge (and write) a picture that is not there.
+    """
+    segs, _ = _jpeg_segments(data)
+    if not any(marker in _HUFFMAN_SOF for marker, _ in segs):
+        return
+    w, h = im.size
+    blocks = -(-w // 8) * -(-h // 8)
+    if blocks > 8 * len(data):
+        raise TruncatedPictureError(
+            f"the JPEG's header says {w}x{h} but the file ({len(data):,} bytes) is far too small to hold that "
+            "many pixels: it is truncated or damaged")
 
 
 def _orientation(im: Image.Image) -> tuple[Image.Exif, int]:
@@ -242,15 +368,26 @@ def _from_image(im: Image.Image, max_pixels: int) -> Picture:
     _check_pixels(im, max_pixels)
     try:
         im.load()
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise TruncatedPictureError(f"the picture is truncated or damaged ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - a decoder's own error is damage
+        raise _damaged("is truncated or damaged", exc) from None
     fmt = FORMAT_ALIASES.get(im.format or "", im.format or "")
     fmt = fmt if fmt in SUPPORTED_FORMATS else "PNG"
     exif, orientation = _orientation(im)
     op = EXIF_TRANSPOSE[orientation]
-    shown = im.transpose(op) if op is not None else im.copy()
-    return Picture(image=shown, format=fmt, exif_orientation=orientation, icc_profile=im.info.get("icc_profile"),
+    shown_image = im.transpose(op) if op is not None else im.copy()
+    return Picture(image=shown_image, format=fmt, exif_orientation=orientation, icc_profile=im.info.get("icc_profile"),
                    exif=exif if len(exif) else None)
+
+
+def eight_bit(image: Image.Image) -> Image.Image:
+    """The picture as the models see it: 16- and 32-bit grey (I;16, I, F) scaled
+    to 8-bit "L" by its full range, instead of Pillow's convert, which clips
+    every value above 255 to white. Other modes are returned as they are."""
+    if image.mode not in ("I", "F") and not image.mode.startswith("I;16"):
+        return image
+    a = np.asarray(image.convert("F") if image.mode in ("I", "F") else image, dtype=np.float64)
+    top = 65535.0 if image.mode.startswith("I;16") else max(float(a.max()), 255.0)
+    return Image.fromarray(np.clip(a * (255.0 / top) + 0.5, 0, 255).astype(np.uint8), "L")
 
 
 # --------------------------------------------------------------------------- writing
@@ -344,14 +481,18 @@ def _splice_metadata(blob: bytes, original: bytes, exif: bytes | None) -> bytes:
     return b"\xff\xd8" + b"".join(head + meta + rest) + blob[sos:]
 
 
-def _exif_bytes(picture: Picture) -> bytes | None:
+def _exif_bytes(picture: Picture, drop: frozenset[int] | tuple = ()) -> bytes | None:
+    """The picture's EXIF with Orientation 1, less the tags in `drop` (a TIFF's
+    layout tags, which describe the old file, not the one being written)."""
     if picture.exif is None:
         return None
     exif = Image.Exif()
     exif.load(picture.exif.tobytes())
+    for tag in drop:
+        exif.pop(tag, None)
     if ORIENTATION_TAG in exif or picture.exif_orientation != 1:
         exif[ORIENTATION_TAG] = 1
-    return exif.tobytes()
+    return exif.tobytes() if len(exif) else None
 
 
 def format_for_suffix(suffix: str) -> str | None:
@@ -367,7 +508,7 @@ def normalize_format(fmt: str | None) -> str | None:
     up = fmt.strip().upper()
     up = FORMAT_ALIASES.get(up, up)
     if up not in SUPPORTED_FORMATS:
-        raise UnsupportedFormatError(f"cannot write '{fmt}'; use one of {', '.join(SUPPORTED_FORMATS)}")
+        raise UnsupportedFormatError(f"cannot write {shown(fmt)!r}; use one of {', '.join(SUPPORTED_FORMATS)}")
     return up
 
 
@@ -375,35 +516,63 @@ def encode(
     picture: Picture,
     *,
     turn: T | None = None,
-    image: Image.Image | None = None,
+    image: Image.Image | list[Image.Image] | None = None,
     format: str | None = None,
     quality: int | None = None,
 ) -> bytes:
     """Encode the picture turned by `turn` (a transpose of the displayed picture),
-    or encode `image` (already transformed, e.g. by a fine rotation) with the
-    picture's metadata. Same format as the source unless `format` is given."""
+    or encode `image` (already transformed, e.g. by a fine rotation; a list for
+    every frame or page) with the picture's metadata. Same format as the source
+    unless `format` is given.
+
+    What comes out is checked before it is returned: it decodes, in the format
+    asked for, at the turned size, with every frame or page. What faceup cannot
+    write faithfully raises UnfaithfulWriteError; a picture is never written wrong.
+    Turning frees the picture's own frames as it goes (`picture.frames` is used up).
+    """
     fmt = normalize_format(format) or picture.format
     if image is None and turn is None and picture.exif_orientation == 1 and fmt == picture.format \
             and picture.data is not None and quality is None:
         return picture.data  # nothing to change: the original bytes, untouched
+    if picture.narrowed:
+        raise UnfaithfulWriteError(
+            f"this {picture.narrowed} is decoded with 8 bits per sample; written back it would lose the rest, "
+            "so faceup does not write it (`faceup predict` still reads how it is turned)")
     if image is None and fmt == "JPEG" and picture.format == "JPEG" and quality is None and not picture.frames:
         blob = _lossless_jpeg(picture, turn)
         if blob is not None:
+            _verify(blob, fmt, _turned_size(picture.full_size or picture.image.size, turn), 1)
             return blob
     if image is None and picture.reduced and picture.data is not None:
         picture = read(picture.data, keep_frames=True, max_pixels=1 << 62)  # need every pixel now
-    out_img = image if image is not None else (picture.image if turn is None else picture.image.transpose(turn))
-    frames = [] if image is not None else [f if turn is None else f.transpose(turn) for f in picture.frames]
+    if isinstance(image, list):
+        frames = image
+    elif image is not None:
+        frames = [image]
+    elif picture.frames:
+        frames = picture.frames
+        if turn is not None:  # in place: the turned frames replace the originals one by one
+            for i, f in enumerate(frames):
+                frames[i] = f.transpose(turn)
+    else:
+        frames = [picture.image if turn is None else picture.image.transpose(turn)]
+    if len(frames) > 1 and fmt not in MULTI_FRAME_FORMATS:
+        raise UnfaithfulWriteError(
+            f"the picture has {len(frames)} frames or pages and {fmt} holds one; write it as "
+            f"{', '.join(f for f in MULTI_FRAME_FORMATS)} (--format) to keep them all")
+    if len(frames) > 1 and fmt != "TIFF" and len({f.size for f in frames}) > 1:
+        raise UnfaithfulWriteError(f"the picture's pages differ in size, which {fmt} cannot hold; write it as TIFF")
+    out_img = frames[0]
 
     kwargs: dict = {}
-    exif = _exif_bytes(picture)
+    exif = _exif_bytes(picture, drop=TIFF_LAYOUT_TAGS if picture.format == "TIFF" or fmt == "TIFF" else ())
     if fmt in ("JPEG", "PNG", "WEBP", "TIFF", "HEIF") and exif:
         kwargs["exif"] = exif
     if fmt in ("JPEG", "PNG", "WEBP", "TIFF", "HEIF") and picture.icc_profile:
         kwargs["icc_profile"] = picture.icc_profile
     if fmt == "JPEG":
         if out_img.mode not in ("RGB", "L", "CMYK"):
-            out_img = out_img.convert("RGB")
+            out_img = eight_bit(out_img).convert("RGB") if out_img.mode != "L" else out_img
         kwargs["quality"] = quality or picture.quality or 92
         if picture.subsampling >= 0 and picture.format == "JPEG":
             kwargs["subsampling"] = picture.subsampling
@@ -418,17 +587,51 @@ def encode(
         if comp and comp != "raw" and picture.format == "TIFF":
             kwargs["compression"] = comp
     elif fmt == "BMP" and out_img.mode not in ("RGB", "L", "P", "1"):
-        out_img = out_img.convert("RGB")
-    if frames and fmt in ("GIF", "WEBP", "PNG"):
+        out_img = eight_bit(out_img).convert("RGB") if out_img.mode != "L" else out_img
+    if len(frames) > 1:
         kwargs["save_all"] = True
         kwargs["append_images"] = frames[1:]
-        out_img = frames[0]
         for key in ("duration", "loop"):
-            if picture.frame_info.get(key) is not None:
+            if picture.frame_info.get(key) is not None and fmt in ("GIF", "WEBP", "PNG"):
                 kwargs[key] = picture.frame_info[key]
     buf = io.BytesIO()
-    out_img.save(buf, fmt, **kwargs)
-    return buf.getvalue()
+    try:
+        out_img.save(buf, fmt, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - an encoder's own failure: refuse, never write half a picture
+        raise UnfaithfulWriteError(f"faceup could not write this picture as {fmt} "
+                                   f"({shown(str(exc) or type(exc).__name__, 120)}); nothing was written") from None
+    blob = buf.getvalue()
+    _verify(blob, fmt, frames[0].size, len(frames))
+    return blob
+
+
+def _turned_size(size: tuple[int, int], turn: T | None) -> tuple[int, int]:
+    swaps = turn in (T.ROTATE_90, T.ROTATE_270, T.TRANSPOSE, T.TRANSVERSE)
+    return (size[1], size[0]) if swaps else size
+
+
+def _verify(blob: bytes, fmt: str, size: tuple[int, int], n_frames: int) -> None:
+    """Check what is about to be written: it opens as `fmt`, at `size`, with
+    `n_frames` frames or pages, and (but for JPEG, written by libjpeg itself)
+    its first frame decodes."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            out = Image.open(io.BytesIO(blob))
+            got_fmt = FORMAT_ALIASES.get(out.format or "", out.format or "")
+            got_frames = getattr(out, "n_frames", 1) if n_frames > 1 else 1
+            if fmt != "JPEG":
+                out.load()
+    except Exception as exc:  # noqa: BLE001
+        raise UnfaithfulWriteError(f"the {fmt} faceup wrote does not decode ({shown(str(exc), 120)}); "
+                                   "nothing was written") from None
+    # GIF, APNG and WebP writers merge a frame identical to the one before into
+    # it (its duration added): fewer frames, the same animation
+    frames_ok = got_frames == n_frames or (fmt in ("GIF", "PNG", "WEBP") and 1 <= got_frames <= n_frames)
+    if got_fmt != fmt or out.size != size or not frames_ok:
+        raise UnfaithfulWriteError(
+            f"the {fmt} faceup wrote came out as {got_fmt} {out.size[0]}x{out.size[1]} with {got_frames} frame(s), "
+            f"not {size[0]}x{size[1]} with {n_frames}; nothing was written")
 
 
 def write_atomic(path: str | os.PathLike, data: bytes) -> None:

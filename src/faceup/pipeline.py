@@ -12,7 +12,7 @@ from typing import BinaryIO
 from PIL import Image
 
 from faceup import geometry, imageio, orientation
-from faceup.errors import BadOptionError, FaceupError
+from faceup.errors import BadOptionError, FaceupError, UnfaithfulWriteError, shown
 from faceup.models.orientation import INPUT_SIZE
 
 #: JPEGs are decoded at a reduced scale for prediction (draft mode); the model
@@ -65,7 +65,7 @@ class Prediction:
 
     def to_json(self) -> dict:
         return {
-            "path": self.path,
+            "path": printable_path(self.path),
             "rotation": self.rotation,
             "confidence": None if self.confidence is None else round(self.confidence, 4),
             "confident": self.confident,
@@ -80,6 +80,19 @@ class Prediction:
         if self.angle is not None and self.confident:
             return abs(((self.angle + 180) % 360) - 180) > 0.05
         return bool(self.confident and self.rotation)
+
+
+def printable_path(path: str | None) -> str | None:
+    """A path as valid UTF-8 text. A file name that is not UTF-8 reaches Python
+    with lone surrogates (PEP 383), which strict JSON parsers reject; its odd
+    bytes are shown as \\xNN instead."""
+    if path is None:
+        return None
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 @dataclass
@@ -120,12 +133,13 @@ def _scene_angle(image, rotation: int) -> float:
 
 
 def _estimate(picture: imageio.Picture, options: Options, path: str | None) -> Prediction:
-    est = orientation.estimate(picture.image, tta=options.tta)
+    view = imageio.eight_bit(picture.image)  # what the models see (16-bit grey scaled, not clipped)
+    est = orientation.estimate(view, tta=options.tta)
     rotation, confidence, angle = est.rotation, est.confidence, None
     if options.fine:
         from faceup import faces
 
-        small = picture.image.copy()
+        small = view.copy()
         small.thumbnail((FINE_SIDE, FINE_SIDE))
         roll = faces.fine_angle(small, hint_cw=est.rotation)
         face_turn = None if roll is None else int(round(roll.angle / 90.0)) % 4 * 90
@@ -173,13 +187,13 @@ def fix(source: Source, options: Options | None = None, path: str | None = None)
     if path is None and isinstance(source, (str, os.PathLike)):
         path = str(source)
     picture = imageio.read(source, max_pixels=options.max_pixels,
-                           reduce_to=None if options.fine else PREDICT_DECODE_SIDE, keep_frames=not options.fine)
+                           reduce_to=None if options.fine else PREDICT_DECODE_SIDE, keep_frames=True)
     pred = _estimate(picture, options, path)
     fmt = imageio.normalize_format(options.format) or picture.format
     fine_angle, turn = _correction(pred, options)
-    if fine_angle is not None:
-        image = turn_back_fine(picture.image, fine_angle, options.expand, options.fill)
-        return Fixed(prediction=pred, data=imageio.encode(picture, image=image, format=fmt), format=fmt)
+    if fine_angle is not None:  # every frame or page turned by the same angle
+        images = [turn_back_fine(f, fine_angle, options.expand, options.fill) for f in picture.frames or [picture.image]]
+        return Fixed(prediction=pred, data=imageio.encode(picture, image=images, format=fmt), format=fmt)
     data = imageio.encode(picture, turn=turn, format=fmt)
     return Fixed(prediction=pred, data=data, format=fmt)
 
@@ -203,7 +217,7 @@ def fill_colour(fill: str, mode: str):
     try:
         return ImageColor.getcolor(fill, mode)
     except ValueError:
-        raise BadOptionError(f"fill must be a colour (e.g. white, #102030) or 'blur', not {fill!r}") from None
+        raise BadOptionError(f"fill must be a colour (e.g. white, #102030) or 'blur', not {shown(fill)!r}") from None
 
 
 def turn_back_fine(image, angle_cw: float, expand: bool, fill: str):
@@ -212,20 +226,24 @@ def turn_back_fine(image, angle_cw: float, expand: bool, fill: str):
     from PIL import ImageFilter
 
     w, h = image.size
-    mode = image.mode if image.mode in ("RGB", "RGBA", "L") else "RGB"
+    wide = image.mode.startswith("I;16")  # 16-bit grey: turned as 32-bit, written back as 16-bit
+    mode = "I" if wide else image.mode if image.mode in ("RGB", "RGBA", "L", "I", "F") else \
+        "RGBA" if "A" in image.mode or "transparency" in image.info else "RGB"
     img = image.convert(mode)
     rotated = geometry.rotate(img, -angle_cw, expand=True, resample=Image.Resampling.BICUBIC)
     if not expand:
-        return rotated.crop(geometry.crop_box_inscribed(w, h, angle_cw))
+        out = rotated.crop(geometry.crop_box_inscribed(w, h, angle_cw))
+        return out.convert(image.mode) if wide else out
     mask = geometry.rotate(Image.new("L", (w, h), 255), -angle_cw, expand=True, resample=Image.Resampling.BICUBIC)
-    colour = fill_colour(fill, mode)
+    colour = fill_colour(fill, "L" if mode in ("I", "F") else mode)
     if colour is None:
         background = img.resize(rotated.size, Image.Resampling.BILINEAR).filter(
             ImageFilter.GaussianBlur(max(rotated.size) / 30))
     else:
-        background = Image.new(mode, rotated.size, colour)
+        scale = 257 if wide else 1  # an 8-bit grey level on a 16-bit scale
+        background = Image.new(mode, rotated.size, colour * scale if mode in ("I", "F") else colour)
     background.paste(rotated, (0, 0), mask)
-    return background
+    return background.convert(image.mode) if wide else background
 
 
 @dataclass
@@ -246,11 +264,12 @@ ANALYZE_SIDE = 1024
 
 
 def upright_image(picture: imageio.Picture, pred: Prediction, options: Options):
-    """The picture as `fix` would make it (PIL image)."""
+    """The picture as `fix` would make it, in the 8 bits per sample the models see."""
+    image = imageio.eight_bit(picture.image)
     fine_angle, turn = _correction(pred, options)
     if fine_angle is not None:
-        return turn_back_fine(picture.image, fine_angle, options.expand, options.fill)
-    return picture.image if turn is None else picture.image.transpose(turn)
+        return turn_back_fine(image, fine_angle, options.expand, options.fill)
+    return image if turn is None else image.transpose(turn)
 
 
 def analyze(source: Source, options: Options | None = None, path: str | None = None,
@@ -290,7 +309,10 @@ def background(source: Source, how, options: Options | None = None, path: str | 
     if path is None and isinstance(source, (str, os.PathLike)):
         path = str(source)
     bg.output_format(options.format, "PNG", how)  # a bad format is an error before the work
-    picture = imageio.read(source, max_pixels=options.max_pixels)
+    picture = imageio.read(source, max_pixels=options.max_pixels, keep_frames=True)
+    if picture.frames:
+        raise UnfaithfulWriteError(f"background replacement takes a still picture; this one has "
+                                   f"{len(picture.frames)} frames or pages")
     pred = _estimate(picture, options, path)
     image = bg.replace(upright_image(picture, pred, options), how, options.max_pixels)
     fmt = bg.output_format(options.format, picture.format, how)

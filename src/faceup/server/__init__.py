@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated
 
 import anyio
-from fastapi import Depends, FastAPI, File, Form, Header, Request, UploadFile
+from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from faceup import __version__, imageio, orientation, pipeline
 from faceup.errors import FaceupError
 from faceup.models import base as models_base
+from faceup.server.guard import UploadGuard, content_disposition
 from faceup.settings import Settings
 
 STATIC = Path(str(resources.files("faceup.server") / "static"))
@@ -60,12 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
 
-    @app.middleware("http")
-    async def limit_upload(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if request.method == "POST" and length and length.isdigit() and int(length) > settings.max_upload_bytes + 64 * 1024:
-            return _error(413, f"upload of {int(length):,} bytes is above the limit of {settings.max_upload_bytes:,} bytes")
-        return await call_next(request)
+    app.add_middleware(UploadGuard, max_upload_bytes=settings.max_upload_bytes, api_key=settings.api_key)
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError):
@@ -91,10 +87,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception):  # a bug: say so, without a traceback
         return _error(500, f"internal error ({type(exc).__name__}); the server logged it")
-
-    def check_key(x_api_key: Annotated[str | None, Header()] = None) -> None:
-        if settings.api_key and x_api_key != settings.api_key:
-            raise ApiError(401, "missing or wrong API key: send it in the X-API-Key header")
 
     async def read_upload(upload: UploadFile) -> bytes:
         data = await upload.read(settings.max_upload_bytes + 1)
@@ -124,7 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def info():
         return models_base.describe_all()
 
-    @app.post("/fix", summary="Turn a picture upright", dependencies=[Depends(check_key)],
+    @app.post("/fix", summary="Turn a picture upright",
               responses={200: {"content": {"image/*": {}},
                                "description": "The fixed picture; X-Faceup-Rotation/Angle/Confidence headers."}})
     async def fix(
@@ -147,14 +139,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "X-Faceup-Confident": "true" if p.confident else "false",
             "X-Faceup-Turned": "true" if p.turned else "false",
             "X-Faceup-Exif-Orientation": str(p.exif_orientation),
-            "Content-Disposition": f'attachment; filename="{name}"',
+            "Content-Disposition": content_disposition(name),
             "Access-Control-Expose-Headers": "X-Faceup-Rotation, X-Faceup-Angle, X-Faceup-Confidence, "
                                              "X-Faceup-Confident, X-Faceup-Turned, Content-Disposition",
         }
         return Response(result.data, media_type=MEDIA_TYPES[result.format], headers=headers)
 
-    @app.post("/predict", summary="How each picture is turned (the CLI's JSON contract)",
-              dependencies=[Depends(check_key)])
+    @app.post("/predict", summary="How each picture is turned (the CLI's JSON contract)")
     async def predict(
         file: Annotated[list[UploadFile], File(description="One or more pictures (repeat the field).")],
         min_confidence: Annotated[float | None, Form()] = None,
@@ -178,7 +169,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return answers[0] if len(answers) == 1 else answers
 
     @app.post("/analyze", summary="Upright the picture, then every face with smile, age and gender",
-              dependencies=[Depends(check_key)])
+)
     async def analyze(
         file: Annotated[UploadFile, File(description="The picture.")],
         only: Annotated[str | None, Form(description="Comma-separated: faces,smile,age,gender.")] = None,
@@ -199,7 +190,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return res.to_json()
 
     @app.post("/background", summary="Upright the picture, then replace what is behind the people",
-              dependencies=[Depends(check_key)],
               responses={200: {"content": {"image/*": {}}, "description": "The picture with its background replaced."}})
     async def background(
         file: Annotated[UploadFile, File(description="The picture.")],
@@ -225,7 +215,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         headers = {
             "X-Faceup-Rotation": str(p.rotation),
             "X-Faceup-Turned": "true" if p.turned else "false",
-            "Content-Disposition": f'attachment; filename="{name}"',
+            "Content-Disposition": content_disposition(name),
             "Access-Control-Expose-Headers": "X-Faceup-Rotation, X-Faceup-Turned, Content-Disposition",
         }
         return Response(result.data, media_type=MEDIA_TYPES[result.format], headers=headers)
