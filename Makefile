@@ -9,7 +9,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test venv test-deps browser bench clean
+.PHONY: run test fuzz venv test-deps browser bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,17 @@ run: venv
 
 test: test-deps
 	$(BIN)/python -m pytest -q
+
+# The property-based fuzz of tests/test_fuzz.py with many more cases (and the
+# API fuzz with a tenth of them): mutated pictures of every format through
+# predict, fix, analyze and background.
+FUZZ_EXAMPLES ?= 5000
+fuzz: test-deps
+	FACEUP_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/test_fuzz.py
+
+# Ten minutes of good, bad and hostile uploads from 16 clients (a table).
+soak: venv
+	$(BIN)/python benchmarks/soak.py --clients 16 --minutes 10
 
 bench: venv
 	$(PIP) install -e '.[bench]'

@@ -84,20 +84,34 @@ def test_every_page_of_a_multi_page_tiff_is_turned(portrait):
         assert mean_abs_diff(out.convert("RGB"), want) < 1.0, f"page {i + 1}"
 
 
-def test_every_frame_of_an_animation_is_turned_and_fine_turns_each_frame(portrait):
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP", "PNG"])
+def test_every_frame_of_an_animation_is_turned_with_its_timing(portrait, fmt):
     frames = []
     for i in range(3):  # frames that differ (a writer merges identical ones)
         f = portrait.copy()
-        f.paste((255, 0, 0), (10 * i, 0, 10 * i + 10, 10))
-        frames.append(turn(f, 90).convert("P", palette=Image.Palette.ADAPTIVE))
-    gif = saved(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=80, loop=0)
-    assert Image.open(io.BytesIO(gif)).n_frames == 3
+        f.paste((255, 0, 0), (40 * i, 0, 40 * i + 40, 40))
+        f = turn(f, 90)
+        frames.append(f.convert("P", palette=Image.Palette.ADAPTIVE) if fmt == "GIF" else f)
+    data = saved(frames[0], fmt, save_all=True, append_images=frames[1:], duration=[80, 120, 200], loop=0,
+                 **({"lossless": True} if fmt == "WEBP" else {}))
+    assert Image.open(io.BytesIO(data)).n_frames == 3
     for opts in (pipeline.Options(), pipeline.Options(fine=True, expand=True, fill="white")):
-        fixed = pipeline.fix(gif, opts)
+        fixed = pipeline.fix(data, opts)
         out = Image.open(io.BytesIO(fixed.data))
-        assert out.format == "GIF" and out.n_frames == 3
+        assert out.format == fmt and out.n_frames == 3
         assert fixed.prediction.turned
         assert out.size == portrait.size if not opts.fine else out.width > out.height  # upright: landscape again
+        timing = []
+        for i in range(3):
+            out.seek(i)
+            out.load()
+            timing.append(out.info.get("duration"))
+        assert timing == [80, 120, 200]
+        if not opts.fine:
+            out.seek(2)
+            want = portrait.copy()
+            want.paste((255, 0, 0), (80, 0, 120, 40))
+            assert mean_abs_diff(out.convert("RGB"), want) < 6.0
 
 
 def test_an_animation_is_not_flattened_into_a_one_frame_format(portrait):

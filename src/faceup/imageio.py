@@ -18,7 +18,8 @@ import os
 import tempfile
 import threading
 import warnings
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -92,8 +93,12 @@ class Picture:
     quality: int | None = None
     subsampling: int = -1
     reduced: bool = False
-    frames: list[Image.Image] = field(default_factory=list)
-    frame_info: dict = field(default_factory=dict)
+    #: Frames of an animation or pages of a TIFF/HEIF (when read with keep_frames;
+    #: only the first is in `image`: the rest are decoded one at a time on writing).
+    n_frames: int = 1
+    #: Each frame's duration in ms (animations), and the loop count.
+    durations: list[int] | None = None
+    loop: int | None = None
     #: Why the decoded pixels hold less than the file (e.g. "16-bit colour PNG"):
     #: such a picture can be judged but not written back faithfully.
     narrowed: str | None = None
@@ -258,26 +263,24 @@ def _decode(im: Image.Image, data: bytes, max_pixels: int, reduce_to: int | None
         im.draft("RGB", (reduce_to, reduce_to))
         reduced = im.size != before
 
-    frames: list[Image.Image] = []
-    frame_info: dict = {}
+    n_frames, durations = 1, None
     im.load()
     if keep_frames and fmt in MULTI_FRAME_FORMATS and getattr(im, "n_frames", 1) > 1:
-        frame_info = {"duration": im.info.get("duration"), "loop": im.info.get("loop", 0)}
-        frames = _read_frames(im, fmt, max_pixels)
+        n_frames, durations = _check_frames(im, fmt, max_pixels)
 
     exif, orientation = _orientation(im)
     quality = _jpeg_quality(im) if fmt == "JPEG" else None
     subsampling = JpegImagePlugin.get_sampling(im) if fmt == "JPEG" else -1
 
-    shown_image = frames[0] if frames else im.copy()
+    shown_image = im.copy()
     op = EXIF_TRANSPOSE[orientation]
     if op is not None:
         shown_image = shown_image.transpose(op)
-        frames = [f.transpose(op) for f in frames]
     return Picture(
         image=shown_image, format=fmt, exif_orientation=orientation, data=data,
         icc_profile=im.info.get("icc_profile"), exif=exif if len(exif) else None,
-        quality=quality, subsampling=subsampling, reduced=reduced, frames=frames, frame_info=frame_info,
+        quality=quality, subsampling=subsampling, reduced=reduced, n_frames=n_frames, durations=durations,
+        loop=im.info.get("loop") if n_frames > 1 else None,
         narrowed=_narrowed(im, fmt, data), full_size=_turned_size(full_size, op),
     )
 
@@ -300,9 +303,11 @@ def _narrowed(im: Image.Image, fmt: str, data: bytes) -> str | None:
     return None
 
 
-def _read_frames(im: Image.Image, fmt: str, max_pixels: int) -> list[Image.Image]:
-    """Every frame (page) of `im`, after checking that their pixels together stay
-    within `max_pixels`, before any of them beyond the first is decoded."""
+def _check_frames(im: Image.Image, fmt: str, max_pixels: int) -> tuple[int, list[int] | None]:
+    """How many frames (pages) `im` has and each one's duration, after checking
+    that their pixels together stay within `max_pixels` before any frame beyond
+    the first is decoded; then each is decoded once, in turn (one at a time in
+    memory), so that a damaged one is found now, not halfway through writing."""
     n = im.n_frames
     if fmt == "TIFF":  # pages have their own sizes; seeking reads only their headers
         sizes = []
@@ -316,14 +321,48 @@ def _read_frames(im: Image.Image, fmt: str, max_pixels: int) -> list[Image.Image
         raise DecompressionBombError(
             f"the picture's {n} frames or pages hold {total:,} pixels in all, above the limit of {max_pixels:,} "
             "(a guard against decompression bombs; raise it with --max-pixels / FACEUP_MAX_PIXELS)")
-    frames = []
+    durations = []
     for i in range(n):
         im.seek(i)
         if im.size != sizes[i]:  # a frame that grew after its header was read
             raise TruncatedPictureError(f"frame {i + 1} of the picture does not match its header")
-        frames.append(im.copy())
+        im.load()
+        durations.append(im.info.get("duration", 0))
     im.seek(0)
-    return frames
+    im.load()
+    return n, (durations if fmt in ("GIF", "WEBP", "PNG") else None)
+
+
+class _Frames(Image.Image):
+    """Frames `start`.. of a picture's file, each as displayed and passed through
+    `apply`, decoded one at a time as a writer seeks through them (Pillow's
+    writers take a multi-frame image in `append_images`): an animation is turned
+    with one frame in memory, not all of them."""
+
+    def __init__(self, picture: Picture, apply: Callable[[Image.Image], Image.Image], start: int = 1):
+        super().__init__()
+        self._source = Image.open(io.BytesIO(picture.data))
+        self._op = EXIF_TRANSPOSE[picture.exif_orientation]
+        self._apply, self._start = apply, start
+        self.n_frames = picture.n_frames - start
+        self.is_animated = self.n_frames > 1
+        self._index = -1
+        self.seek(0)
+
+    def seek(self, frame: int) -> None:
+        if frame == self._index:
+            return
+        self._source.seek(self._start + frame)
+        shown_frame = self._source.copy()
+        if self._op is not None:
+            shown_frame = shown_frame.transpose(self._op)
+        out = self._apply(shown_frame)
+        self.im, self._mode, self._size = out.im, out.mode, out.size
+        self.palette, self.info = out.palette, dict(out.info)
+        self._index = frame
+
+    def tell(self) -> int:
+        return self._index
 
 
 def _check_pixels(im: Image.Image, max_pixels: int) -> None:
@@ -516,53 +555,48 @@ def encode(
     picture: Picture,
     *,
     turn: T | None = None,
-    image: Image.Image | list[Image.Image] | None = None,
+    transform: Callable[[Image.Image], Image.Image] | None = None,
+    image: Image.Image | None = None,
     format: str | None = None,
     quality: int | None = None,
 ) -> bytes:
     """Encode the picture turned by `turn` (a transpose of the displayed picture),
-    or encode `image` (already transformed, e.g. by a fine rotation; a list for
-    every frame or page) with the picture's metadata. Same format as the source
-    unless `format` is given.
+    or passed through `transform` (e.g. a fine rotation; applied to every frame
+    or page), or encode `image` (a new still picture) with the picture's
+    metadata. Same format as the source unless `format` is given.
 
     What comes out is checked before it is returned: it decodes, in the format
     asked for, at the turned size, with every frame or page. What faceup cannot
     write faithfully raises UnfaithfulWriteError; a picture is never written wrong.
-    Turning frees the picture's own frames as it goes (`picture.frames` is used up).
     """
     fmt = normalize_format(format) or picture.format
-    if image is None and turn is None and picture.exif_orientation == 1 and fmt == picture.format \
+    unchanged = image is None and transform is None and turn is None
+    if unchanged and picture.exif_orientation == 1 and fmt == picture.format \
             and picture.data is not None and quality is None:
         return picture.data  # nothing to change: the original bytes, untouched
     if picture.narrowed:
         raise UnfaithfulWriteError(
             f"this {picture.narrowed} is decoded with 8 bits per sample; written back it would lose the rest, "
             "so faceup does not write it (`faceup predict` still reads how it is turned)")
-    if image is None and fmt == "JPEG" and picture.format == "JPEG" and quality is None and not picture.frames:
+    if image is None and transform is None and fmt == "JPEG" and picture.format == "JPEG" and quality is None:
         blob = _lossless_jpeg(picture, turn)
         if blob is not None:
             _verify(blob, fmt, _turned_size(picture.full_size or picture.image.size, turn), 1)
             return blob
     if image is None and picture.reduced and picture.data is not None:
-        picture = read(picture.data, keep_frames=True, max_pixels=1 << 62)  # need every pixel now
-    if isinstance(image, list):
-        frames = image
-    elif image is not None:
-        frames = [image]
-    elif picture.frames:
-        frames = picture.frames
-        if turn is not None:  # in place: the turned frames replace the originals one by one
-            for i, f in enumerate(frames):
-                frames[i] = f.transpose(turn)
-    else:
-        frames = [picture.image if turn is None else picture.image.transpose(turn)]
-    if len(frames) > 1 and fmt not in MULTI_FRAME_FORMATS:
+        picture = read(picture.data, max_pixels=1 << 62)  # need every pixel now
+
+    def apply(frame: Image.Image) -> Image.Image:
+        if transform is not None:
+            return transform(frame)
+        return frame if turn is None else frame.transpose(turn)
+
+    n_frames = 1 if image is not None else picture.n_frames
+    if n_frames > 1 and fmt not in MULTI_FRAME_FORMATS:
         raise UnfaithfulWriteError(
-            f"the picture has {len(frames)} frames or pages and {fmt} holds one; write it as "
-            f"{', '.join(f for f in MULTI_FRAME_FORMATS)} (--format) to keep them all")
-    if len(frames) > 1 and fmt != "TIFF" and len({f.size for f in frames}) > 1:
-        raise UnfaithfulWriteError(f"the picture's pages differ in size, which {fmt} cannot hold; write it as TIFF")
-    out_img = frames[0]
+            f"the picture has {n_frames} frames or pages and {fmt} holds one; write it as "
+            f"{', '.join(MULTI_FRAME_FORMATS)} (--format) to keep them all")
+    out_img = image if image is not None else apply(picture.image)
 
     kwargs: dict = {}
     exif = _exif_bytes(picture, drop=TIFF_LAYOUT_TAGS if picture.format == "TIFF" or fmt == "TIFF" else ())
@@ -588,20 +622,23 @@ def encode(
             kwargs["compression"] = comp
     elif fmt == "BMP" and out_img.mode not in ("RGB", "L", "P", "1"):
         out_img = eight_bit(out_img).convert("RGB") if out_img.mode != "L" else out_img
-    if len(frames) > 1:
+    if n_frames > 1:
         kwargs["save_all"] = True
-        kwargs["append_images"] = frames[1:]
-        for key in ("duration", "loop"):
-            if picture.frame_info.get(key) is not None and fmt in ("GIF", "WEBP", "PNG"):
-                kwargs[key] = picture.frame_info[key]
+        kwargs["append_images"] = [_Frames(picture, apply)]
+        if picture.durations and fmt in ("GIF", "WEBP", "PNG"):
+            kwargs["duration"] = picture.durations
+        if picture.loop is not None and fmt in ("GIF", "WEBP", "PNG"):
+            kwargs["loop"] = picture.loop
     buf = io.BytesIO()
     try:
-        out_img.save(buf, fmt, **kwargs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out_img.save(buf, fmt, **kwargs)
     except Exception as exc:  # noqa: BLE001 - an encoder's own failure: refuse, never write half a picture
         raise UnfaithfulWriteError(f"faceup could not write this picture as {fmt} "
                                    f"({shown(str(exc) or type(exc).__name__, 120)}); nothing was written") from None
     blob = buf.getvalue()
-    _verify(blob, fmt, frames[0].size, len(frames))
+    _verify(blob, fmt, out_img.size, n_frames)
     return blob
 
 

@@ -192,8 +192,9 @@ def fix(source: Source, options: Options | None = None, path: str | None = None)
     fmt = imageio.normalize_format(options.format) or picture.format
     fine_angle, turn = _correction(pred, options)
     if fine_angle is not None:  # every frame or page turned by the same angle
-        images = [turn_back_fine(f, fine_angle, options.expand, options.fill) for f in picture.frames or [picture.image]]
-        return Fixed(prediction=pred, data=imageio.encode(picture, image=images, format=fmt), format=fmt)
+        def level(frame):
+            return turn_back_fine(frame, fine_angle, options.expand, options.fill)
+        return Fixed(prediction=pred, data=imageio.encode(picture, transform=level, format=fmt), format=fmt)
     data = imageio.encode(picture, turn=turn, format=fmt)
     return Fixed(prediction=pred, data=data, format=fmt)
 
@@ -310,9 +311,9 @@ def background(source: Source, how, options: Options | None = None, path: str | 
         path = str(source)
     bg.output_format(options.format, "PNG", how)  # a bad format is an error before the work
     picture = imageio.read(source, max_pixels=options.max_pixels, keep_frames=True)
-    if picture.frames:
+    if picture.n_frames > 1:
         raise UnfaithfulWriteError(f"background replacement takes a still picture; this one has "
-                                   f"{len(picture.frames)} frames or pages")
+                                   f"{picture.n_frames} frames or pages")
     pred = _estimate(picture, options, path)
     image = bg.replace(upright_image(picture, pred, options), how, options.max_pixels)
     fmt = bg.output_format(options.format, picture.format, how)
