@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -181,3 +182,24 @@ def test_fix_output_name_chooses_the_format(tmp_path, astronaut_small):
     res = faceup_cli("fix", str(src), "-o", str(tmp_path / "out.png"))
     assert res.returncode == 0, res.stderr
     assert Image.open(tmp_path / "out.png").format == "PNG"
+
+
+@pytest.mark.parametrize("blocked, args, extra", [
+    ("matplotlib", ["evaluate", "{dir}", "--confusion", "{dir}/cm.png"], "plots"),
+    ("torch", ["train", "--task", "smile", "--out", "{dir}/run"], "train"),
+])
+def test_a_missing_extra_is_named_with_its_install_command(tmp_path, astronaut, blocked, args, extra):
+    # a package that cannot be imported, first on the path: as if the extra were not installed
+    fake = tmp_path / "blocked" / blocked
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(f"raise ImportError('not installed', name={blocked!r})\n")
+    astronaut.save(tmp_path / "a.jpg")
+    env_path = os.environ.get("PYTHONPATH", "")
+    os.environ["PYTHONPATH"] = f"{tmp_path / 'blocked'}:{env_path}"
+    try:
+        res = faceup_cli(*[a.format(dir=tmp_path) for a in args])
+    finally:
+        os.environ["PYTHONPATH"] = env_path
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert f"pip install 'faceup[{extra}]'" in " ".join(res.stderr.split())
+    assert "Traceback" not in res.stderr

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from faceup import __version__, imageio, pipeline
-from faceup.errors import FaceupError, shown
+from faceup.errors import FaceupError, missing_extra, shown
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Find how a picture is turned and turn it back.")
@@ -63,6 +63,11 @@ def _name(path: Path) -> str:
 def _unexpected(exc: Exception) -> str:
     """The message for an error that is not faceup's own: a bug, said plainly, and the batch goes on."""
     return f"unexpected error ({type(exc).__name__}: {shown(exc, 120)}); this is a bug in faceup, please report it"
+
+
+def _error(msg: str) -> None:
+    """An error line on stderr; the message is shown as it is (no markup read in it)."""
+    err.print(Text.assemble(("error:", "red"), f" {msg}"))
 
 
 def _failed(path: Path, msg: str, indent: str = "") -> None:
@@ -136,7 +141,7 @@ def analyze(
     asked = tuple(a.strip() for a in only.split(",")) if only else ANALYSES
     unknown = [a for a in asked if a not in ANALYSES]
     if unknown:
-        err.print(f"[red]error:[/red] --only takes {', '.join(ANALYSES)}; not {', '.join(unknown)}")
+        _error(f"--only takes {', '.join(ANALYSES)}; not {', '.join(unknown)}")
         raise typer.Exit(2)
     options = pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels, fine=fine)
     items: list[Path] = []
@@ -236,7 +241,7 @@ def fix(
 ) -> None:
     """Turn pictures upright. Never overwrites an input unless --in-place."""
     if not input.exists():
-        err.print(f"[red]error:[/red] {input} does not exist")
+        _error(f"{input} does not exist")
         raise typer.Exit(2)
     if in_place and output is not None:
         err.print("[red]error:[/red] give either --output or --in-place, not both")
@@ -248,7 +253,7 @@ def fix(
         options = pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels, format=fmt,
                                    fine=fine, expand=expand, fill=fill)
     except FaceupError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        _error(f"{exc}")
         raise typer.Exit(2) from None
 
     jobs = _plan(input, output, in_place, fmt, "upright")
@@ -309,7 +314,7 @@ def background(
     from faceup.background import Replacement, output_format
 
     if not input.exists():
-        err.print(f"[red]error:[/red] {input} does not exist")
+        _error(f"{input} does not exist")
         raise typer.Exit(2)
     try:
         if image is not None and not image.is_file():
@@ -321,7 +326,7 @@ def background(
         options = pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels,
                                    format=imageio.normalize_format(fmt), fine=fine)
     except FaceupError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        _error(f"{exc}")
         raise typer.Exit(2) from None
     jobs = _plan(input, output, False, fmt, "background")
     failures: list[tuple[Path, str]] = []
@@ -385,13 +390,19 @@ def evaluate(
     from faceup import datasets
     from faceup import evaluate as ev
 
+    if confusion_png or reliability_png:
+        try:
+            ev.pyplot()  # before the work, not after it
+        except FaceupError as exc:
+            _error(f"{exc}")
+            raise typer.Exit(2) from None
     sources: dict[str, list[Path]] = {}
     if heldout:
         root = datasets.data_root(data)
         pick = {"faces": lambda: datasets.lfw(root), "crowds": lambda: datasets.crowds(root, "test"),
                 "scenes": lambda: datasets.scenes(root, "test")}
         if heldout not in pick:
-            err.print(f"[red]error:[/red] --heldout must be one of {', '.join(pick)}")
+            _error(f"--heldout must be one of {', '.join(pick)}")
             raise typer.Exit(2)
         sources[heldout] = pick[heldout]()
     elif directory is not None and directory.is_dir():
@@ -503,10 +514,12 @@ def train(
 ) -> None:
     """Train a model (needs the train extra: pip install 'faceup[train]')."""
     try:
-        from faceup.train import calibrate as cal
+        import onnx  # noqa: F401
+        import torch  # noqa: F401
     except ImportError as exc:
-        err.print(f"[red]error:[/red] training needs the train extra (pip install 'faceup[train]'): {exc}")
+        _error(str(missing_extra("training", "train", exc)))
         raise typer.Exit(2) from None
+    from faceup.train import calibrate as cal
     from faceup import datasets
 
     if task not in ("orientation", "angle", "smile", "agegender"):
@@ -530,7 +543,7 @@ def train(
         from faceup.train.angle import SAMPLERS, AngleConfig, train_angle
 
         if samples not in SAMPLERS:
-            err.print(f"[red]error:[/red] --samples must be one of {', '.join(SAMPLERS)}")
+            _error(f"--samples must be one of {', '.join(SAMPLERS)}")
             raise typer.Exit(2)
 
         if directory is not None:
@@ -541,7 +554,7 @@ def train(
             err.print("[red]error:[/red] give a folder of upright pictures, --data or FACEUP_DATA")
             raise typer.Exit(2)
         if not paths:
-            err.print(f"[red]error:[/red] no pictures in {directory}")
+            _error(f"no pictures in {directory}")
             raise typer.Exit(2)
         limit = max(1, int(len(paths) * scale)) if scale < 1 else None
         onnx_path = train_angle(AngleConfig(data=str(directory or root), out=str(out_dir), epochs=epochs,
@@ -559,7 +572,7 @@ def train(
     from faceup.train.orientation import train as run
 
     if not root.is_dir():
-        err.print(f"[red]error:[/red] no data at {root}; pass --data or set FACEUP_DATA")
+        _error(f"no data at {root}; pass --data or set FACEUP_DATA")
         raise typer.Exit(2)
     cfg = TrainConfig(data=str(root), out=str(out_dir), epochs=epochs, scale=scale, max_steps=max_steps, batch=batch,
                       freeze_blocks=freeze_blocks)
@@ -608,10 +621,10 @@ def serve(
         try:
             api_key = api_key_file.read_text().splitlines()[0].strip()
         except (OSError, IndexError, UnicodeDecodeError) as exc:
-            err.print(f"[red]error:[/red] cannot read an API key from {api_key_file}: {exc}")
+            _error(f"cannot read an API key from {api_key_file}: {exc}")
             raise typer.Exit(2) from None
         if not api_key:
-            err.print(f"[red]error:[/red] {api_key_file} holds no API key on its first line")
+            _error(f"{api_key_file} holds no API key on its first line")
             raise typer.Exit(2)
     overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers, "api_key": api_key}.items()
                  if v is not None}

@@ -45,6 +45,18 @@ class UnfaithfulWriteError(FaceupError):
     http_status = 422
 
 
+class MissingExtraError(FaceupError):
+    """A feature needs an optional part of faceup that is not installed; the
+    message names the `pip install 'faceup[...]'` that adds it."""
+
+    http_status = 501
+
+
+def missing_extra(feature: str, extra: str, exc: ImportError) -> MissingExtraError:
+    return MissingExtraError(f"{feature} needs the {extra} extra: pip install 'faceup[{extra}]' "
+                             f"(missing: {exc.name or exc})")
+
+
 class ModelIntegrityError(FaceupError):
     """A shipped model file is missing or does not match its recorded sha256."""
 

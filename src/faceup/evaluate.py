@@ -18,6 +18,7 @@ from PIL import Image
 
 from faceup import geometry, pipeline
 from faceup.calibration import reliability
+from faceup.errors import missing_extra
 from faceup.models.orientation import ROTATIONS
 
 def turned_jpeg(img: Image.Image, rotation: int, quality: int = 90) -> bytes:
@@ -104,11 +105,20 @@ def load_upright(paths: list[Path]) -> Iterable[tuple[str, Image.Image]]:
             continue
 
 
-def plot_confusion(summary: dict, path: str | Path) -> None:
-    import matplotlib
-
+def pyplot():
+    """matplotlib's pyplot (headless), or MissingExtraError naming the plots extra."""
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise missing_extra("drawing plots", "plots", exc) from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_confusion(summary: dict, path: str | Path) -> None:
+    plt = pyplot()
 
     cm = np.array(summary["confusion"])
     fig, ax = plt.subplots(figsize=(4.2, 3.8), dpi=120)
@@ -128,10 +138,7 @@ def plot_confusion(summary: dict, path: str | Path) -> None:
 
 
 def plot_reliability(summary: dict, path: str | Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rel = summary["reliability"]
     fig, ax = plt.subplots(figsize=(4.2, 3.8), dpi=120)

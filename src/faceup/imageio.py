@@ -525,13 +525,17 @@ def _exif_bytes(picture: Picture, drop: frozenset[int] | tuple = ()) -> bytes | 
     layout tags, which describe the old file, not the one being written)."""
     if picture.exif is None:
         return None
-    exif = Image.Exif()
-    exif.load(picture.exif.tobytes())
-    for tag in drop:
-        exif.pop(tag, None)
-    if ORIENTATION_TAG in exif or picture.exif_orientation != 1:
-        exif[ORIENTATION_TAG] = 1
-    return exif.tobytes() if len(exif) else None
+    try:
+        exif = Image.Exif()
+        exif.load(picture.exif.tobytes())
+        for tag in drop:
+            exif.pop(tag, None)
+        if ORIENTATION_TAG in exif or picture.exif_orientation != 1:
+            exif[ORIENTATION_TAG] = 1
+        return exif.tobytes() if len(exif) else None
+    except Exception as exc:  # noqa: BLE001 - a damaged EXIF block cannot be carried over
+        raise UnfaithfulWriteError(f"the picture's EXIF block is damaged ({shown(exc, 80)}) and cannot be written "
+                                   "back with it; nothing was written") from None
 
 
 def format_for_suffix(suffix: str) -> str | None:
