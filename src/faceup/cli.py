@@ -34,7 +34,10 @@ MinConfidence = Annotated[
 Fine = Annotated[bool, typer.Option("--fine", help="Estimate any angle from the main face's eye line "
                                      "(`angle` in degrees clockwise), not only quarter turns.")]
 MaxPixels = Annotated[int, typer.Option("--max-pixels", envvar="FACEUP_MAX_PIXELS",
-                                        help="Refuse pictures with more pixels (decompression-bomb guard).")]
+                                        help="Refuse pictures with more pixels, every frame and page counted "
+                                             "(decompression-bomb guard).")]
+Workers = Annotated[Optional[int], typer.Option("--workers", min=1, help="Threads that decode and encode "
+                                                "pictures beside the inference (default: every core).")]
 
 
 def _walk(folder: Path, recursive: bool, skip: Path | None = None) -> list[Path]:
@@ -88,6 +91,7 @@ def predict(
     fine: Fine = False,
     min_confidence: MinConfidence = None,
     max_pixels: MaxPixels = imageio.DEFAULT_MAX_PIXELS,
+    workers: Workers = None,
 ) -> None:
     """Report how each picture is turned, without writing anything."""
     options = pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels, fine=fine)
@@ -101,16 +105,12 @@ def predict(
     table = Table("path", "rotation", "confidence", "confident", "exif", "error")
     with _progress(len(items), "predicting") as bar:
         task = bar.add_task("", total=len(items))
-        for path, label in items:
-            try:
-                pred = pipeline.predict(path, options, path=label)
-            except Exception as exc:  # noqa: BLE001 - one file's bug must not end the batch
-                pred = pipeline.Prediction(path=label, error=_unexpected(exc))
+        for pred in pipeline.predict_iter([p for p, _ in items], options, [label for _, label in items], workers):
             failures += pred.error is not None
             if as_json:
                 _print_json(pred.to_json())
             else:
-                table.add_row(label, "" if pred.rotation is None else f"{pred.rotation}°",
+                table.add_row(pred.path, "" if pred.rotation is None else f"{pred.rotation}°",
                               "" if pred.confidence is None else f"{pred.confidence:.3f}",
                               "" if pred.confident is None else ("yes" if pred.confident else "no"),
                               "" if pred.exif_orientation is None else str(pred.exif_orientation),
@@ -238,6 +238,7 @@ def fix(
                       "corners, instead of cropping the largest upright rectangle.")] = False,
     fill: Annotated[str, typer.Option("--fill", help="With --expand: a colour (white, #203040) or 'blur'.")] = "blur",
     max_pixels: MaxPixels = imageio.DEFAULT_MAX_PIXELS,
+    workers: Workers = None,
 ) -> None:
     """Turn pictures upright. Never overwrites an input unless --in-place."""
     if not input.exists():
@@ -262,9 +263,11 @@ def fix(
     turned = 0
     with _progress(len(jobs), "fixing") as bar:
         task = bar.add_task("", total=len(jobs))
-        for job in jobs:
+        results = pipeline.fix_iter([job.src for job in jobs], options, [_name(job.src) for job in jobs], workers)
+        for job, result in zip(jobs, results):
             try:
-                result = pipeline.fix(job.src, options, path=_name(job.src))
+                if isinstance(result, Exception):
+                    raise result
                 imageio.write_atomic(job.dst, result.data)
             except Exception as exc:  # noqa: BLE001 - one bad file never ends the batch
                 msg = str(exc) if isinstance(exc, (FaceupError, OSError)) else _unexpected(exc)
@@ -519,8 +522,8 @@ def train(
     except ImportError as exc:
         _error(str(missing_extra("training", "train", exc)))
         raise typer.Exit(2) from None
-    from faceup.train import calibrate as cal
     from faceup import datasets
+    from faceup.train import calibrate as cal
 
     if task not in ("orientation", "angle", "smile", "agegender"):
         err.print("[red]error:[/red] --task must be orientation, angle, smile or agegender")

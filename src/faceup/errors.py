@@ -45,6 +45,13 @@ class UnfaithfulWriteError(FaceupError):
     http_status = 422
 
 
+class InternalError(FaceupError):
+    """Not the input's fault: a bug in faceup, reported on the one picture it hit
+    so that a batch goes on."""
+
+    http_status = 500
+
+
 class MissingExtraError(FaceupError):
     """A feature needs an optional part of faceup that is not installed; the
     message names the `pip install 'faceup[...]'` that adds it."""

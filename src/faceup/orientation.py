@@ -48,7 +48,15 @@ def default_min_confidence() -> float:
 def estimate(image: Image.Image, tta: bool | None = None, use_faces: bool = True) -> Orientation:
     """The classifier (with test-time augmentation), then, where it is not sure,
     face evidence from the four quarter turns, combined as a product of experts."""
-    p = model().scores(image, tta=tta)
+    return estimate_many([image], tta, use_faces)[0]
+
+
+def estimate_many(images: list[Image.Image], tta: bool | None = None, use_faces: bool = True) -> list[Orientation]:
+    """`estimate` for many pictures: the classifier runs on all of them at once."""
+    return [_decide(image, p, use_faces) for image, p in zip(images, model().scores_many(images, tta=tta))]
+
+
+def _decide(image: Image.Image, p: np.ndarray, use_faces: bool) -> Orientation:
     used, found = False, 0
     if use_faces and p.max() < FACE_GATE:
         from faceup import faces
@@ -62,4 +70,3 @@ def estimate(image: Image.Image, tta: bool | None = None, use_faces: bool = True
     k = int(np.argmax(p))
     return Orientation(rotation=ROTATIONS[k], confidence=float(p[k]), scores=tuple(float(v) for v in p),
                        used_faces=used, faces_found=found)
-

@@ -6,13 +6,15 @@ The CLI and the HTTP server are thin doors over `predict` and `fix`.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from PIL import Image
 
 from faceup import geometry, imageio, orientation
-from faceup.errors import BadOptionError, FaceupError, UnfaithfulWriteError, shown
+from faceup.errors import BadOptionError, FaceupError, InternalError, UnfaithfulWriteError, shown
 from faceup.models.orientation import INPUT_SIZE
 
 #: JPEGs are decoded at a reduced scale for prediction (draft mode); the model
@@ -132,9 +134,12 @@ def _scene_angle(image, rotation: int) -> float:
     return float(rotation)
 
 
-def _estimate(picture: imageio.Picture, options: Options, path: str | None) -> Prediction:
+def _estimate(picture: imageio.Picture, options: Options, path: str | None,
+              est: orientation.Orientation | None = None) -> Prediction:
+    """The prediction for a picture read; `est`: the classifier's decision, when
+    it was already made (for many pictures at once)."""
     view = imageio.eight_bit(picture.image)  # what the models see (16-bit grey scaled, not clipped)
-    est = orientation.estimate(view, tta=options.tta)
+    est = est or orientation.estimate(view, tta=options.tta)
     rotation, confidence, angle = est.rotation, est.confidence, None
     if options.fine:
         from faceup import faces
@@ -168,14 +173,7 @@ def _estimate(picture: imageio.Picture, options: Options, path: str | None) -> P
 def predict(source: Source, options: Options | None = None, path: str | None = None) -> Prediction:
     """Estimate how the picture is turned. Never raises for a bad picture: the
     answer carries `error` instead, so a batch goes on."""
-    options = options or Options()
-    if path is None and isinstance(source, (str, os.PathLike)):
-        path = str(source)
-    try:
-        picture = imageio.read(source, max_pixels=options.max_pixels, reduce_to=PREDICT_DECODE_SIDE)
-    except FaceupError as exc:
-        return Prediction(path=path, error=str(exc), exception=exc)
-    return _estimate(picture, options, path)
+    return predict_many([source], options, [path])[0]
 
 
 def fix(source: Source, options: Options | None = None, path: str | None = None) -> Fixed:
@@ -183,20 +181,143 @@ def fix(source: Source, options: Options | None = None, path: str | None = None)
 
     When not confident the picture is left as it is (only the EXIF orientation is
     applied, so the output displays exactly like the input)."""
+    result = fix_many([source], options, [path])[0]
+    if isinstance(result, FaceupError):
+        raise result
+    return result
+
+
+def predict_many(sources: Sequence[Source], options: Options | None = None,
+                 paths: Sequence[str | None] | None = None, pool: Executor | None = None) -> list[Prediction]:
+    """`predict` for many pictures, in order: decoded in `pool` (threads: Pillow
+    decodes without the GIL) and judged by one classifier run for all of them."""
     options = options or Options()
-    if path is None and isinstance(source, (str, os.PathLike)):
-        path = str(source)
-    picture = imageio.read(source, max_pixels=options.max_pixels,
-                           reduce_to=None if options.fine else PREDICT_DECODE_SIDE, keep_frames=True)
-    pred = _estimate(picture, options, path)
-    fmt = imageio.normalize_format(options.format) or picture.format
+    pictures = _map(pool, lambda s: _read(s, options, for_fix=False), sources)
+    return _judge(pictures, options, _paths(sources, paths))
+
+
+def fix_many(sources: Sequence[Source], options: Options | None = None,
+             paths: Sequence[str | None] | None = None, pool: Executor | None = None) -> list[Fixed | FaceupError]:
+    """`fix` for many pictures, in order; a picture that cannot be read or written
+    is its FaceupError in the list (nothing raised, so a batch goes on)."""
+    options = options or Options()
+    pictures = _map(pool, lambda s: _read(s, options, for_fix=True), sources)
+    return _fix_read(pictures, options, _paths(sources, paths), pool)
+
+
+def _fix_read(pictures: list, options: Options, paths: list[str | None],
+              pool: Executor | None = None) -> list[Fixed | FaceupError]:
+    preds = _judge(pictures, options, paths)
+
+    def turn_back(i: int) -> Fixed | FaceupError:
+        picture, pred = pictures[i], preds[i]
+        if not isinstance(picture, imageio.Picture):
+            return picture
+        try:
+            return Fixed(prediction=pred, data=_turned_back(picture, pred, options), format=_format(picture, options))
+        except FaceupError as exc:
+            return exc
+    return _map(pool, turn_back, range(len(pictures)))
+
+
+#: Pictures judged together by `predict_iter` / `fix_iter` (one classifier run).
+CHUNK = 32
+
+
+def predict_iter(sources: Sequence[Source], options: Options | None = None,
+                 paths: Sequence[str | None] | None = None, workers: int | None = None,
+                 chunk: int = CHUNK) -> Iterator[Prediction]:
+    """`predict` for a stream of pictures, in order, on `workers` threads (default:
+    every core): each chunk is judged by one classifier run while the next one
+    is being decoded. Never raises for a bad picture."""
+    return _iter(sources, options, paths, workers, chunk, for_fix=False)
+
+
+def fix_iter(sources: Sequence[Source], options: Options | None = None,
+             paths: Sequence[str | None] | None = None, workers: int | None = None,
+             chunk: int = CHUNK) -> Iterator[Fixed | FaceupError]:
+    """`fix_many` for a stream of pictures, in order, the same way as `predict_iter`."""
+    return _iter(sources, options, paths, workers, chunk, for_fix=True)
+
+
+def _iter(sources, options, paths, workers, chunk, for_fix):
+    options = options or Options()
+    paths = _paths(sources, paths)
+    with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
+        def reads(start: int) -> list:
+            return [pool.submit(_read, s, options, for_fix) for s in sources[start:start + chunk]]
+
+        ahead = reads(0)
+        for start in range(0, len(sources), chunk):
+            pictures = [f.result() for f in ahead]
+            ahead = reads(start + chunk)  # the next chunk is decoded beside this one's inference
+            names = paths[start:start + chunk]
+            yield from _guarded(pictures, options, names, pool, for_fix)
+
+
+def _guarded(pictures: list, options: Options, paths: list[str | None], pool: Executor, for_fix: bool) -> list:
+    """Judge (and turn back) a chunk; if something that is not faceup's own error
+    breaks it, each picture again on its own, so that only the one at fault fails."""
+    def run(pics, names):
+        return _fix_read(pics, options, names, pool) if for_fix else _judge(pics, options, names)
+    try:
+        return run(pictures, paths)
+    except Exception:  # noqa: BLE001
+        out = []
+        for picture, path in zip(pictures, paths):
+            try:
+                out += run([picture], [path])
+            except Exception as exc:  # noqa: BLE001 - a bug, said plainly on this picture only
+                error = InternalError(f"unexpected error ({type(exc).__name__}: {shown(exc, 120)}); "
+                                      "this is a bug in faceup, please report it")
+                out.append(error if for_fix else Prediction(path=path, error=str(error), exception=error))
+        return out
+
+
+def _paths(sources: Sequence[Source], paths: Sequence[str | None] | None) -> list[str | None]:
+    paths = list(paths) if paths is not None else [None] * len(sources)
+    return [p if p is not None or not isinstance(s, (str, os.PathLike)) else str(s) for s, p in zip(sources, paths)]
+
+
+def _map(pool: Executor | None, fn, items) -> list:
+    return list(pool.map(fn, items)) if pool is not None else [fn(x) for x in items]
+
+
+def _read(source: Source, options: Options, for_fix: bool) -> imageio.Picture | FaceupError:
+    try:
+        if for_fix:
+            return imageio.read(source, max_pixels=options.max_pixels,
+                                reduce_to=None if options.fine else PREDICT_DECODE_SIDE, keep_frames=True)
+        return imageio.read(source, max_pixels=options.max_pixels, reduce_to=PREDICT_DECODE_SIDE)
+    except FaceupError as exc:
+        return exc
+
+
+def _judge(pictures: list, options: Options, paths: list[str | None]) -> list[Prediction]:
+    """A Prediction for each picture read (the classifier on all at once), and an
+    error Prediction for each that could not be read."""
+    ok = [i for i, p in enumerate(pictures) if isinstance(p, imageio.Picture)]
+    ests = orientation.estimate_many([imageio.eight_bit(pictures[i].image) for i in ok], tta=options.tta)
+    preds = [Prediction(path=path, error=str(p), exception=p) if isinstance(p, FaceupError) else None
+             for p, path in zip(pictures, paths)]
+    for i, est in zip(ok, ests):
+        preds[i] = _estimate(pictures[i], options, paths[i], est)
+    return preds
+
+
+def _format(picture: imageio.Picture, options: Options) -> str:
+    return imageio.normalize_format(options.format) or picture.format
+
+
+def _turned_back(picture: imageio.Picture, pred: Prediction, options: Options) -> bytes:
+    """The encoded picture as `fix` writes it."""
+    fmt = _format(picture, options)
     fine_angle, turn = _correction(pred, options)
     if fine_angle is not None:  # every frame or page turned by the same angle
         def level(frame):
             return turn_back_fine(frame, fine_angle, options.expand, options.fill)
-        return Fixed(prediction=pred, data=imageio.encode(picture, transform=level, format=fmt), format=fmt)
-    data = imageio.encode(picture, turn=turn, format=fmt)
-    return Fixed(prediction=pred, data=data, format=fmt)
+        return imageio.encode(picture, transform=level, format=fmt)
+    return imageio.encode(picture, turn=turn, format=fmt)
 
 
 def _correction(pred: Prediction, options: Options):
