@@ -11,20 +11,25 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
 from faceup import __version__, imageio, pipeline
 from faceup.errors import FaceupError, missing_extra, shown
+from faceup.files import walk
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Find how a picture is turned and turn it back.")
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
-
-#: Files a directory walk passes over: hidden files and OS litter.
-_LITTER = {"thumbs.db", "desktop.ini"}
 
 MinConfidence = Annotated[
     Optional[float],
@@ -38,19 +43,6 @@ MaxPixels = Annotated[int, typer.Option("--max-pixels", envvar="FACEUP_MAX_PIXEL
                                              "(decompression-bomb guard).")]
 Workers = Annotated[Optional[int], typer.Option("--workers", min=1, help="Threads that decode and encode "
                                                 "pictures beside the inference (default: every core).")]
-
-
-def _walk(folder: Path, recursive: bool, skip: Path | None = None) -> list[Path]:
-    it = folder.rglob("*") if recursive else folder.glob("*")
-    files = []
-    for p in it:
-        rel = p.relative_to(folder)
-        if any(part.startswith(".") for part in rel.parts) or p.name.lower() in _LITTER or not p.is_file():
-            continue
-        if skip is not None and (p == skip or skip in p.parents):
-            continue
-        files.append(p)
-    return sorted(files)
 
 
 def _progress(total: int, label: str) -> Progress:
@@ -98,7 +90,7 @@ def predict(
     items: list[tuple[Path, str]] = []
     for p in paths:
         if p.is_dir():
-            items += [(f, _name(f)) for f in _walk(p, recursive)]
+            items += [(f, _name(f)) for f in walk(p, recursive)]
         else:
             items.append((p, _name(p)))
     failures = 0
@@ -146,7 +138,7 @@ def analyze(
     options = pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels, fine=fine)
     items: list[Path] = []
     for p in paths:
-        items += _walk(p, recursive) if p.is_dir() else [p]
+        items += walk(p, recursive) if p.is_dir() else [p]
     failures = 0
     with _progress(len(items), "analysing") as bar:
         task = bar.add_task("", total=len(items))
@@ -198,7 +190,7 @@ def _plan(input: Path, output: Path | None, in_place: bool, fmt: str | None, tag
         if not in_place and dest_root.resolve() == input.resolve():
             err.print("[red]error:[/red] the output directory is the input directory; use --in-place to overwrite")
             raise typer.Exit(2)
-        for f in _walk(input, True, skip=None if in_place else dest_root.resolve()):
+        for f in walk(input, True, skip=None if in_place else dest_root.resolve()):
             dst = dest_root / f.relative_to(input)
             if fmt and not in_place:
                 dst = dst.with_suffix(imageio.SUFFIX[imageio.normalize_format(fmt)])
@@ -410,11 +402,11 @@ def evaluate(
         sources[heldout] = pick[heldout]()
     elif directory is not None and directory.is_dir():
         subdirs = sorted(d for d in directory.iterdir() if d.is_dir() and not d.name.startswith("."))
-        top = [f for f in _walk(directory, False)]
+        top = [f for f in walk(directory, False)]
         if top or not subdirs:
             sources[directory.name] = top
         for d in subdirs:
-            sources[d.name] = _walk(d, True)
+            sources[d.name] = walk(d, True)
     else:
         err.print("[red]error:[/red] give a directory of upright pictures or --heldout")
         raise typer.Exit(2)
@@ -587,6 +579,119 @@ def train(
     if install:
         dest = cal.install(onnx_path, meta)
         out.print(f"installed as {dest}")
+
+
+@app.command()
+def batch(
+    source: Annotated[Path, typer.Argument(help="A folder tree of pictures, or a text file of paths (one per line).",
+                                           show_default=False)],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder that mirrors the inputs. "
+                      "Default: SOURCE-upright beside the source.")] = None,
+    in_place: Annotated[bool, typer.Option("--in-place", help="Change the inputs themselves (atomically; the "
+                        "originals are kept for `faceup undo`).")] = False,
+    report_only: Annotated[bool, typer.Option("--report-only", help="Only the table: how each picture is "
+                           "turned, nothing written.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only the table, with what would be written "
+                       "where; nothing written.")] = False,
+    tag_only: Annotated[bool, typer.Option("--tag-only", help="No new pixels: set the EXIF Orientation tag "
+                        "of JPEGs, and write an XMP sidecar (NAME.xmp) for other formats.")] = False,
+    table: Annotated[Optional[Path], typer.Option("--table", help="The results table (Parquet), also the "
+                     "run's journal. Default: faceup-results.parquet in the output folder, else beside "
+                     "the source.")] = None,
+    address: Annotated[Optional[str], typer.Option("--address", envvar="RAY_ADDRESS", help="A Ray cluster "
+                       "to run on (ray start --head elsewhere). Default: a local Ray started here.")] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", help="Output format of fixed pictures "
+                   "(default: each input's).")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Pictures per Ray batch (one "
+                          "classifier run).")] = 32,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    min_confidence: MinConfidence = None,
+    max_pixels: MaxPixels = imageio.DEFAULT_MAX_PIXELS,
+) -> None:
+    """Fix (or report on) a whole archive on Ray Data, resumably: killed and started
+    again with the same command, it does only what is not done yet. Needs the ray
+    extra: pip install 'faceup[ray]'."""
+    from faceup import batch as engine
+    from faceup.batch.work import Job
+
+    if sum([in_place, report_only, dry_run]) > 1 or (output is not None and (in_place or report_only)):
+        _error("give one of --output, --in-place, --report-only (or --dry-run)")
+        raise typer.Exit(2)
+    if not source.exists():
+        _error(f"{source} does not exist")
+        raise typer.Exit(2)
+    mode = "report" if report_only else "dry-run" if dry_run else "tag" if tag_only else "fix"
+    try:
+        paths = engine.inputs_of(source)
+        base = str(source) if source.is_dir() else os.path.commonpath([os.path.dirname(p) for p in paths] or ["."])
+        if mode in ("fix", "tag", "dry-run") and not in_place:
+            output = output or _default_output(source if source.is_dir() else source.with_suffix(""), None)
+            if output.resolve() == source.resolve():
+                _error("the output folder is the source; use --in-place to change the inputs")
+                raise typer.Exit(2)
+        else:
+            output = None
+        if table is None:  # in the output folder, else beside the source (never inside a tree being walked)
+            beside = source.parent / f"{source.name if source.is_dir() else source.stem}.faceup-results.parquet"
+            table = output / "faceup-results.parquet" if output is not None and mode != "dry-run" else beside
+        if fmt:
+            imageio.normalize_format(fmt)
+        job = Job(mode=mode, base=base, output=None if output is None else str(output), in_place=in_place,
+                  journal=str(table.with_name(table.name + ".d")), format=fmt,
+                  options=pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels, format=fmt))
+        with Progress(TextColumn("batch"), BarColumn(), MofNCompleteColumn(), _Rate(), TimeRemainingColumn(),
+                      console=err, transient=True, disable=not err.is_terminal) as bar:
+            task = bar.add_task("", total=len(paths))
+            summary = engine.run(source, job, table, address=address, batch_size=batch_size,
+                                 progress=lambda done, total: bar.update(task, completed=done, total=total))
+    except FaceupError as exc:
+        _error(str(exc))
+        raise typer.Exit(2) from None
+    if as_json:
+        _print_json({"table": summary.table, "inputs": summary.inputs, "done_before": summary.done_before,
+                     "done_now": summary.done_now, "by_action": summary.by_action, "failed": len(summary.failed),
+                     "seconds": round(summary.seconds, 2), "nodes": summary.nodes, "actors": summary.actors})
+    else:
+        rate = summary.done_now / summary.seconds if summary.seconds else 0.0
+        out.print(f"{summary.inputs} pictures: {summary.done_before} done before, {summary.done_now} now "
+                  f"({rate:.1f}/s on {summary.actors} actor(s), {summary.nodes} node(s)); "
+                  + ", ".join(f"{k} {v}" for k, v in sorted(summary.by_action.items())), markup=False)
+        out.print(f"table: {_name(Path(summary.table))}", markup=False)
+        for path, msg in summary.failed[:20]:
+            _failed(Path(path), msg, indent="  ")
+    raise typer.Exit(1 if summary.failed else 0)
+
+
+class _Rate(ProgressColumn):
+    """Pictures per second."""
+
+    def render(self, task) -> Text:
+        return Text(f"{task.speed:.1f} pictures/s" if task.speed else "")
+
+
+@app.command()
+def undo(
+    table: Annotated[Path, typer.Argument(help="The results table of a `faceup batch` run.", show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print what was done as JSON.")] = False,
+) -> None:
+    """Restore what a `faceup batch` run changed: inputs replaced in place get their
+    originals back, outputs and sidecars it wrote are removed. Files changed since
+    the run are left alone and listed."""
+    from faceup import batch as engine
+
+    try:
+        report = engine.undo(table)
+    except FaceupError as exc:
+        _error(str(exc))
+        raise typer.Exit(2) from None
+    if as_json:
+        _print_json({"restored": report.restored, "removed": report.removed,
+                     "skipped": [{"path": p, "why": w} for p, w in report.skipped]})
+    else:
+        out.print(f"{len(report.restored)} restored, {len(report.removed)} removed, {len(report.skipped)} left alone")
+        for p, w in report.skipped:
+            out.print(f"  {_name(Path(p))}: {w}", markup=False)
+    raise typer.Exit(0)
 
 
 @app.command()

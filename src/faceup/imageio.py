@@ -538,6 +538,46 @@ def _exif_bytes(picture: Picture, drop: frozenset[int] | tuple = ()) -> bytes | 
                                    "back with it; nothing was written") from None
 
 
+def orientation_value(exif_orientation: int, turn: T | None) -> int:
+    """The EXIF Orientation value that shows the stored pixels as the picture
+    displayed now (`exif_orientation` applied) and then turned by `turn`."""
+    full = _compose(EXIF_TRANSPOSE.get(exif_orientation), turn)
+    return next(v for v, op in EXIF_TRANSPOSE.items() if op == full)
+
+
+def with_orientation_tag(picture: Picture, value: int) -> bytes:
+    """The JPEG's own bytes with its EXIF Orientation set to `value`: the pixels
+    and every other segment untouched (an EXIF block is added if it had none)."""
+    if picture.format != "JPEG" or picture.data is None:
+        raise UnfaithfulWriteError(f"an orientation tag is written into JPEGs only, not {picture.format}")
+    exif = Image.Exif()
+    if picture.exif is not None:
+        exif.load(picture.exif.tobytes())
+    exif[ORIENTATION_TAG] = value
+    block = exif.tobytes()
+    segs, _ = _jpeg_segments(picture.data)
+    app1 = b"\xff\xe1" + (len(block) + 2).to_bytes(2, "big") + block
+    has_exif = any(m == 0xE1 and seg[4:10] == b"Exif\x00\x00" for m, seg in segs)
+    if has_exif:
+        out = _splice_metadata(picture.data, picture.data, block)
+    else:  # after SOI and any APP0 (JFIF), as the standard places it
+        at = 2 + sum(len(seg) for m, seg in segs[:1] if m == 0xE0)
+        out = picture.data[:at] + app1 + picture.data[at:]
+    _verify(out, "JPEG", Image.open(io.BytesIO(picture.data)).size, 1)
+    return out
+
+
+def xmp_orientation_sidecar(value: int) -> bytes:
+    """An XMP sidecar that gives a picture its orientation (tiff:Orientation), for
+    formats where faceup does not write the tag into the file itself."""
+    return (f'<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
+            '<x:xmpmeta xmlns:x="adobe:ns:meta/">\n'
+            ' <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'
+            '  <rdf:Description rdf:about="" xmlns:tiff="http://ns.adobe.com/tiff/1.0/" '
+            f'tiff:Orientation="{value}"/>\n'
+            ' </rdf:RDF>\n</x:xmpmeta>\n<?xpacket end="w"?>\n').encode()
+
+
 def format_for_suffix(suffix: str) -> str | None:
     """The format a file name's suffix asks for (".jpeg" -> "JPEG"), or None if unknown."""
     up = suffix.lstrip(".").upper()
