@@ -33,9 +33,12 @@ def vm(pid: int, key: str) -> float:
 def animation(n: int, side: int, fmt: str) -> bytes:
     frames = []
     for i in range(n):
-        im = Image.new("P", (side, side), i % 200)
-        im.putpixel((i, i), (i + 7) % 250)
-        frames.append(im if fmt == "GIF" else im.convert("RGB"))
+        if fmt == "GIF":
+            im = Image.new("P", (side, side), i % 200)
+            im.putpalette([v for g in range(256) for v in (g, g, g)])
+        else:
+            im = Image.new("RGB", (side, side), (4 * i % 256, 90, 160))
+        frames.append(im)
     buf = io.BytesIO()
     kw = {"lossless": True} if fmt == "WEBP" else {}
     frames[0].save(buf, fmt, save_all=True, append_images=frames[1:], duration=40, **kw)

@@ -18,9 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import faceup_cli, jpeg_bytes, turn
+from PIL import Image
 
 pytest.importorskip("ray", reason="faceup batch needs the ray extra")
 pq = pytest.importorskip("pyarrow.parquet")

@@ -15,9 +15,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import faceup_cli, jpeg_bytes, mean_abs_diff, turn
+from PIL import Image
 from test_server import start_server
 
 from faceup import imageio, pipeline
@@ -259,7 +258,7 @@ def chunked_upload(url: str, headers: dict[str, str], total: int) -> tuple[int, 
     boundary = "b0undary"
     head = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.jpg"\r\n'
             "Content-Type: image/jpeg\r\n\r\n").encode()
-    lines = [f"POST /fix HTTP/1.1", f"Host: {host}", "Transfer-Encoding: chunked",
+    lines = ["POST /fix HTTP/1.1", f"Host: {host}", "Transfer-Encoding: chunked",
              f"Content-Type: multipart/form-data; boundary={boundary}", *(f"{k}: {v}" for k, v in headers.items())]
     sock = socket.create_connection((host, int(port)), timeout=30)
     sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())

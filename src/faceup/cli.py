@@ -41,8 +41,15 @@ Fine = Annotated[bool, typer.Option("--fine", help="Estimate any angle from the 
 MaxPixels = Annotated[int, typer.Option("--max-pixels", envvar="FACEUP_MAX_PIXELS",
                                         help="Refuse pictures with more pixels, every frame and page counted "
                                              "(decompression-bomb guard).")]
-Workers = Annotated[Optional[int], typer.Option("--workers", min=1, help="Threads that decode and encode "
-                                                "pictures beside the inference (default: every core).")]
+Workers = Annotated[Optional[int], typer.Option("--workers", min=1, help="Threads for decoding, encoding and "
+                                                "inference (default: every core; 1: one core).")]
+
+
+def _use_threads(workers: int | None) -> None:
+    if workers:
+        from faceup.models import base
+
+        base.set_threads(workers)
 
 
 def _progress(total: int, label: str) -> Progress:
@@ -86,6 +93,7 @@ def predict(
     workers: Workers = None,
 ) -> None:
     """Report how each picture is turned, without writing anything."""
+    _use_threads(workers)
     options = pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels, fine=fine)
     items: list[tuple[Path, str]] = []
     for p in paths:
@@ -233,6 +241,7 @@ def fix(
     workers: Workers = None,
 ) -> None:
     """Turn pictures upright. Never overwrites an input unless --in-place."""
+    _use_threads(workers)
     if not input.exists():
         _error(f"{input} does not exist")
         raise typer.Exit(2)

@@ -104,6 +104,10 @@ class Picture:
     narrowed: str | None = None
     #: The displayed size at full resolution (`image` may be smaller when `reduced`).
     full_size: tuple[int, int] | None = None
+    #: What the models see (`eight_bit(image)`) and the classifier's input, when
+    #: made ahead by the pipeline (in a decoding thread).
+    view: Image.Image | None = None
+    square: np.ndarray | None = None
 
     @property
     def size(self) -> tuple[int, int]:

@@ -51,9 +51,20 @@ def estimate(image: Image.Image, tta: bool | None = None, use_faces: bool = True
     return estimate_many([image], tta, use_faces)[0]
 
 
-def estimate_many(images: list[Image.Image], tta: bool | None = None, use_faces: bool = True) -> list[Orientation]:
-    """`estimate` for many pictures: the classifier runs on all of them at once."""
-    return [_decide(image, p, use_faces) for image, p in zip(images, model().scores_many(images, tta=tta))]
+def estimate_many(images: list[Image.Image], tta: bool | None = None, use_faces: bool = True,
+                  squares: list[np.ndarray] | None = None) -> list[Orientation]:
+    """`estimate` for many pictures: the classifier runs on all of them at once
+    (`squares`: the classifier's inputs, when already made)."""
+    scores = model().scores_many(images, tta=tta, squares=squares)
+    return [_decide(image, p, use_faces) for image, p in zip(images, scores)]
+
+
+def classifier_input(image: Image.Image) -> np.ndarray:
+    """What the classifier sees of a picture (made ahead, e.g. in a decoding thread)."""
+    from faceup.models.orientation import INPUT_SIZE
+    from faceup.models.preprocess import square_input
+
+    return square_input(image, INPUT_SIZE)
 
 
 def _decide(image: Image.Image, p: np.ndarray, use_faces: bool) -> Orientation:

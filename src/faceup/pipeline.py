@@ -138,7 +138,7 @@ def _estimate(picture: imageio.Picture, options: Options, path: str | None,
               est: orientation.Orientation | None = None) -> Prediction:
     """The prediction for a picture read; `est`: the classifier's decision, when
     it was already made (for many pictures at once)."""
-    view = imageio.eight_bit(picture.image)  # what the models see (16-bit grey scaled, not clipped)
+    view = picture.view if picture.view is not None else imageio.eight_bit(picture.image)
     est = est or orientation.estimate(view, tta=options.tta)
     rotation, confidence, angle = est.rotation, est.confidence, None
     if options.fine:
@@ -286,18 +286,24 @@ def _map(pool: Executor | None, fn, items) -> list:
 def _read(source: Source, options: Options, for_fix: bool) -> imageio.Picture | FaceupError:
     try:
         if for_fix:
-            return imageio.read(source, max_pixels=options.max_pixels,
-                                reduce_to=None if options.fine else PREDICT_DECODE_SIDE, keep_frames=True)
-        return imageio.read(source, max_pixels=options.max_pixels, reduce_to=PREDICT_DECODE_SIDE)
+            picture = imageio.read(source, max_pixels=options.max_pixels,
+                                   reduce_to=None if options.fine else PREDICT_DECODE_SIDE, keep_frames=True)
+        else:
+            picture = imageio.read(source, max_pixels=options.max_pixels, reduce_to=PREDICT_DECODE_SIDE)
     except FaceupError as exc:
         return exc
+    # the classifier's input is made here too: in the decoding thread, not the inference one
+    picture.view = imageio.eight_bit(picture.image)
+    picture.square = orientation.classifier_input(picture.view)
+    return picture
 
 
 def _judge(pictures: list, options: Options, paths: list[str | None]) -> list[Prediction]:
     """A Prediction for each picture read (the classifier on all at once), and an
     error Prediction for each that could not be read."""
     ok = [i for i, p in enumerate(pictures) if isinstance(p, imageio.Picture)]
-    ests = orientation.estimate_many([imageio.eight_bit(pictures[i].image) for i in ok], tta=options.tta)
+    ests = orientation.estimate_many([pictures[i].view for i in ok], tta=options.tta,
+                                     squares=[pictures[i].square for i in ok])
     preds = [Prediction(path=path, error=str(p), exception=p) if isinstance(p, FaceupError) else None
              for p, path in zip(pictures, paths)]
     for i, est in zip(ok, ests):

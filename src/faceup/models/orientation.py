@@ -55,12 +55,13 @@ class OrientationModel(Model):
         40% of the cost). True: always the four turns; False: never."""
         return self.scores_many([picture], tta)[0]
 
-    def scores_many(self, pictures, tta: bool | None = None) -> np.ndarray:
+    def scores_many(self, pictures, tta: bool | None = None, squares: list[np.ndarray] | None = None) -> np.ndarray:
         """`scores` for many pictures, Nx4: one network run for the first pass of
-        all of them, one more for the four turns of those it is unsure of."""
+        all of them, one more for the four turns of those it is unsure of.
+        `squares`: their `square_input`s, when already made (e.g. in threads)."""
         if not pictures:
             return np.zeros((0, NUM_CLASSES))
-        sq = np.stack([square_input(p, INPUT_SIZE) for p in pictures])
+        sq = np.stack(squares if squares is not None else [square_input(p, INPUT_SIZE) for p in pictures])
         out = np.zeros((len(pictures), NUM_CLASSES))
         unsure = np.arange(len(pictures))
         if tta is not True:

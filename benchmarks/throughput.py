@@ -1,0 +1,128 @@
+"""Pictures per second, whole processes, in one run: the floor (a plain Pillow
+decode of the same files), `faceup predict` on one core and on every core,
+`faceup batch --report-only` on a local Ray, and dlib HOG voting (the seed
+approach) on the same pictures.
+
+    .venv/bin/pip install -e '.[bench,ray]'
+    .venv/bin/python benchmarks/throughput.py [--phone 24] [--dlib 60]
+
+Two sets, made in a temporary folder from pictures faceup was never trained on:
+"web": the held-out crowd photos (numbers ending in 0 or 5, up to 480 px) and the
+photos of people of segmentation/people (never seen by the orientation model)
+scaled to at most 512 px, JPEG q90; "phone": the first `--phone` of them
+enlarged to 4000x3000 (12 MP), JPEG q90, where the floor is a full-size decode.
+Each row is one whole process (`time` of the command, start-up included),
+except dlib, timed in this process (start-up excluded, which flatters it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from faceup import datasets
+
+BIN = Path(sys.executable).parent
+FLOOR = "import sys, glob\nfrom PIL import Image\nfor f in sorted(glob.glob(sys.argv[1] + '/*')):\n" \
+        "    im = Image.open(f); im.load()\n"
+
+
+def make_sets(root: Path, tmp: Path, phone: int) -> dict[str, Path]:
+    web, big = tmp / "web", tmp / "phone"
+    web.mkdir()
+    big.mkdir()
+    pictures = datasets.crowds(root, "test") + datasets.list_pictures(root / "segmentation" / "people", False)
+    for i, p in enumerate(sorted(pictures)):
+        img = Image.open(p).convert("RGB")
+        img.thumbnail((512, 512))
+        img.save(web / f"{i:04d}.jpg", quality=90)
+        if i < phone:
+            img.resize((4000, 3000), Image.Resampling.BICUBIC).save(big / f"{i:04d}.jpg", quality=90)
+    return {"web": web, "phone": big}
+
+
+def timed(cmd: list[str], env: dict | None = None) -> tuple[float, str]:
+    t = time.perf_counter()
+    res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=3600)
+    if res.returncode not in (0, 1):
+        raise RuntimeError(res.stderr[-2000:])
+    return time.perf_counter() - t, res.stdout
+
+
+def dlib_voting(folder: Path, limit: int) -> float | None:
+    try:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from peers import DlibHog
+        det = DlibHog()
+    except ImportError:
+        return None
+    files = sorted(folder.glob("*.jpg"))[:limit]
+    t = time.perf_counter()
+    for f in files:
+        det(np.asarray(Image.open(f).convert("RGB")))
+    return (time.perf_counter() - t) / len(files)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--phone", type=int, default=24, help="12 MP pictures to make")
+    ap.add_argument("--dlib", type=int, default=60, help="web pictures timed with dlib HOG voting (0: none)")
+    ap.add_argument("--data", default=None)
+    args = ap.parse_args()
+    root = datasets.data_root(args.data)
+    faceup = str(BIN / "faceup")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        sets = make_sets(root, Path(tmp), args.phone)
+        same = None
+        for name, folder in sets.items():
+            n = len(list(folder.iterdir()))
+            floor, _ = timed([sys.executable, "-c", FLOOR, str(folder)])
+            rows.append((name, "Pillow decode loop (the floor)", n, floor, floor))
+            one, _ = timed([faceup, "predict", "--json", str(folder), "--workers", "1"])
+            rows.append((name, "faceup predict --json DIR, one core", n, one, floor))
+            every, out = timed([faceup, "predict", "--json", str(folder)])
+            rows.append((name, "faceup predict --json DIR, every core", n, every, floor))
+            if name == "web":
+                same = {json.loads(x)["path"]: json.loads(x)["rotation"] for x in out.splitlines()}
+                table = Path(tmp) / "batch.parquet"
+                ray_env = {"RAY_USAGE_STATS_ENABLED": "0"}
+                batch, _ = timed([faceup, "batch", str(folder), "--report-only", "--table", str(table), "--json"],
+                                    env=ray_env)
+                rows.append((name, "faceup batch --report-only, local Ray", n, batch, floor))
+                import pyarrow.parquet as pq
+                got = {r["path"]: r["rotation"] for r in pq.read_table(table).to_pylist()}
+                agree = sum(got.get(p) == r for p, r in same.items()) / len(same)
+                empty = Path(tmp) / "empty"
+                empty.mkdir()
+                (empty / "one.jpg").write_bytes(next(folder.iterdir()).read_bytes())
+                ray_start, _ = timed([faceup, "batch", str(empty), "--report-only", "--table",
+                                      str(Path(tmp) / "e.parquet")], env=ray_env)
+                single, _ = timed([faceup, "predict", "--json", str(empty / "one.jpg")])
+                per_dlib = dlib_voting(folder, args.dlib) if args.dlib else None
+    print("command: python benchmarks/throughput.py " + " ".join(sys.argv[1:]))
+    print("| set | what | pictures | seconds | pictures/s | ms a picture | x the floor |")
+    print("|---|---|---|---|---|---|---|")
+    for name, what, n, sec, floor in rows:
+        print(f"| {name} | {what} | {n} | {sec:.2f} | {n / sec:.1f} | {1000 * sec / n:.2f} | {sec / floor:.1f} |")
+    web_every = next(sec / n for name, what, n, sec, _ in rows if name == "web" and "every core" in what)
+    print()
+    print(f"`faceup predict --json one.jpg`: {single:.2f} s, whole process")
+    print(f"`faceup batch` on one picture (Ray start and stop): {ray_start:.1f} s")
+    print(f"faceup batch agrees with faceup predict on {100 * agree:.2f}% of the web set")
+    if per_dlib is not None:
+        print(f"dlib HOG voting: {1000 * per_dlib:.1f} ms a picture in-process (first {args.dlib} web pictures); "
+              f"faceup predict (every core, whole process) is {per_dlib / web_every:.1f}x faster")
+
+
+if __name__ == "__main__":
+    main()
