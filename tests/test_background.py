@@ -135,3 +135,47 @@ def test_cli_transparent_folder_writes_png_files(tmp_path, astronaut_small):
     out = Image.open(tmp_path / "out" / "a.png")
     assert out.format == "PNG" and out.mode == "RGBA"
     assert not (tmp_path / "out" / "a.jpg").exists()
+
+
+def test_every_preset_renders_at_the_pictures_size_the_same_each_time():
+    from faceup import presets
+
+    seen = set()
+    for name in presets.NAMES:
+        a = presets.render(name, (120, 90))
+        assert a.size == (120, 90) and a.mode == "RGB"
+        assert a.tobytes() == presets.render(name, (120, 90)).tobytes()  # deterministic
+        seen.add(a.resize((8, 6)).tobytes())
+    assert len(seen) >= 7  # they differ (auto without a picture is studio-grey)
+
+
+def test_preset_parameters_are_read_and_checked():
+    from faceup import presets
+    from faceup.errors import BadOptionError
+
+    red = presets.render("gradient:top=#ff0000,bottom=#ff0000", (10, 10))
+    assert red.getpixel((5, 5)) == (255, 0, 0)
+    for bad in ("nope", "gradient:top=notacolour", "rainbow:hue=3", "bokeh:count=-1"):
+        with pytest.raises(BadOptionError):
+            presets.parse(bad)
+
+
+def test_auto_takes_the_colour_of_the_pictures_background():
+    from faceup import presets
+
+    picture = Image.new("RGB", (100, 100), (200, 30, 30))  # a red room
+    mask = Image.new("L", (100, 100), 0)
+    top = presets.render("auto", (50, 50), picture, mask).getpixel((25, 0))
+    assert top[0] > top[1] + 40 and top[0] > top[2] + 40  # reddish
+
+
+def test_background_with_a_preset_on_the_cli(tmp_path, astronaut_small):
+    src = tmp_path / "in.jpg"
+    src.write_bytes(jpeg_bytes(astronaut_small))
+    out = tmp_path / "out.png"
+    res = faceup_cli("background", str(src), "-o", str(out), "--preset", "sunset")
+    assert res.returncode == 0, res.stderr
+    corner = Image.open(out).convert("RGB").getpixel((250, 2))
+    assert corner[0] > 200 and corner[2] < 160  # amber sky, not the photo's grey
+    res = faceup_cli("background", str(src), "-o", str(out), "--preset", "nope")
+    assert res.returncode == 2 and "one of" in res.stderr

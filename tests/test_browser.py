@@ -104,3 +104,14 @@ def test_replace_the_background_with_a_colour_and_a_picture(page, tmp_path, astr
     width, (r, g, b, _) = page.evaluate(CORNER_PIXEL)
     assert width == 256 and not (g > 200 and r < 60 and b < 60)  # the coffee picture now, not green
     page.screenshot(path=str(tmp_path / "background.png"), full_page=True)
+
+    # a generated preset, picked from the list the server gives: the sky corner is sky blue
+    card.locator(".bgmode").select_option("preset")
+    page.wait_for_function("document.querySelectorAll('.card .bgpreset option').length >= 7")
+    card.locator(".bgpreset").select_option("sky")
+    page.evaluate("document.querySelector('.card .bgtool').dataset.state = ''")
+    card.locator(".bgtool button").click()
+    page.wait_for_selector(".bgtool[data-state=done]", timeout=60_000)
+    page.wait_for_function("document.querySelector('.card .bgimg').complete")
+    width, (r, g, b, _) = page.evaluate(CORNER_PIXEL)
+    assert width == 256 and b > 180 and b > r + 60, (r, g, b)

@@ -207,3 +207,17 @@ def test_background_with_a_bad_background_picture(server, astronaut_small):
     r = httpx.post(server + "/background", files={"file": ("a.jpg", jpeg_bytes(astronaut_small)),
                                                   "image": ("bg.jpg", b"text, not a picture" * 20)}, timeout=60)
     assert r.status_code == 415 and "background picture" in r.json()["error"]
+
+
+def test_presets_are_listed_and_taken_by_background(server, astronaut_small):
+    listed = httpx.get(server + "/presets", timeout=10).json()
+    names = [p["name"] for p in listed]
+    assert len(names) >= 7 and "auto" in names and "rainbow" in names
+    for name in ("rainbow", "auto", "gradient:top=white,bottom=#203040"):
+        r = httpx.post(server + "/background", data={"preset": name}, timeout=60,
+                       files={"file": ("in.jpg", jpeg_bytes(astronaut_small), "image/jpeg")})
+        assert r.status_code == 200, r.text
+        assert Image.open(io.BytesIO(r.content)).size == astronaut_small.size
+    r = httpx.post(server + "/background", data={"preset": "nope"}, timeout=60,
+                   files={"file": ("in.jpg", jpeg_bytes(astronaut_small), "image/jpeg")})
+    assert r.status_code == 422 and "one of" in r.json()["error"]

@@ -23,19 +23,26 @@ DEFAULT_BLUR_SHARE = 0.02
 @dataclass(frozen=True)
 class Replacement:
     """Exactly one of: color (white, #203040), image (the bytes of a picture),
-    blur (radius in pixels; 0 = a default for the picture's size), transparent."""
+    blur (radius in pixels; 0 = a default for the picture's size), preset (a
+    named generated background, see faceup.presets), transparent."""
 
     color: str | None = None
     image: bytes | None = None
     blur: float | None = None
     transparent: bool = False
+    #: A named generated background (faceup.presets): "rainbow", "gradient:top=#fff,bottom=#234", "auto".
+    preset: str | None = None
 
     def __post_init__(self) -> None:
         given = [n for n, v in (("color", self.color), ("image", self.image), ("blur", self.blur),
-                                ("transparent", self.transparent or None)) if v is not None]
+                                ("transparent", self.transparent or None), ("preset", self.preset)) if v is not None]
         if len(given) != 1:
-            raise BadOptionError("give exactly one background: a colour, a picture, a blur radius or transparent"
-                                 + (f" (got {', '.join(given)})" if given else ""))
+            raise BadOptionError("give exactly one background: a colour, a picture, a blur radius, a preset or "
+                                 "transparent" + (f" (got {', '.join(given)})" if given else ""))
+        if self.preset is not None:
+            from faceup import presets
+
+            presets.parse(self.preset)
         if self.color is not None:
             try:
                 ImageColor.getrgb(self.color)
@@ -92,6 +99,10 @@ def compose(image: Image.Image, mask: Image.Image, how: Replacement, max_pixels:
         bg = Image.new("RGB", fg.size, ImageColor.getrgb(how.color)[:3])
     elif how.image is not None:
         bg = _background_picture(how.image, fg.size, max_pixels)
+    elif how.preset is not None:
+        from faceup import presets
+
+        bg = presets.render(how.preset, fg.size, fg, mask)
     else:
         radius = how.blur or max(1.0, DEFAULT_BLUR_SHARE * max(fg.size))
         bg = fg.filter(ImageFilter.GaussianBlur(radius))

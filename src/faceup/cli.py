@@ -41,15 +41,18 @@ Fine = Annotated[bool, typer.Option("--fine", help="Estimate any angle from the 
 MaxPixels = Annotated[int, typer.Option("--max-pixels", envvar="FACEUP_MAX_PIXELS",
                                         help="Refuse pictures with more pixels, every frame and page counted "
                                              "(decompression-bomb guard).")]
-Workers = Annotated[Optional[int], typer.Option("--workers", min=1, help="Threads for decoding, encoding and "
-                                                "inference (default: every core; 1: one core).")]
+Workers = Annotated[Optional[int], typer.Option("--workers", min=1, help="Threads that decode and encode "
+                                                "pictures beside the inference (default: every core).")]
 
 
 def _use_threads(workers: int | None) -> None:
-    if workers:
-        from faceup.models import base
+    """Inference on one onnxruntime thread, decoding on `workers` threads beside it:
+    on two cores that measured faster than onnxruntime's own threads (3.6 against
+    4.2 ms a picture, benchmarks/throughput.py's web set): the network is small
+    and its threads fight the decoders."""
+    from faceup.models import base
 
-        base.set_threads(workers)
+    base.set_threads(1)
 
 
 def _progress(total: int, label: str) -> Progress:
@@ -306,6 +309,9 @@ def background(
                     "pixels (0: 2% of the picture's longer side).")] = None,
     transparent: Annotated[bool, typer.Option("--transparent", help="Make the background transparent "
                            "(PNG, WebP or TIFF with alpha; PNG by default).")] = False,
+    preset: Annotated[Optional[str], typer.Option("--preset", help="A generated background: studio-grey, "
+                      "gradient, sunset, sky, rainbow, paper, bokeh, or auto (from the picture's colours); "
+                      "parameters as NAME:key=value,... (e.g. gradient:top=white,bottom=#234).")] = None,
     fmt: Annotated[Optional[str], typer.Option("--format", help="Output format. Default: the output name's, "
                    "else the input's.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line and per picture.")] = False,
@@ -314,7 +320,7 @@ def background(
     max_pixels: MaxPixels = imageio.DEFAULT_MAX_PIXELS,
 ) -> None:
     """Turn each picture upright, then replace what is behind the people: a colour,
-    another picture, a blur or transparency. Never overwrites an input."""
+    another picture, a blur, a generated preset or transparency. Never overwrites an input."""
     from faceup.background import Replacement, output_format
 
     if not input.exists():
@@ -324,7 +330,7 @@ def background(
         if image is not None and not image.is_file():
             raise FaceupError(f"background picture {image} does not exist")
         how = Replacement(color=color, image=image.read_bytes() if image else None, blur=blur,
-                          transparent=transparent)
+                          transparent=transparent, preset=preset)
         fmt = _output_format(fmt, input, output) or ("png" if transparent else None)
         output_format(fmt, "PNG", how)
         options = pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels,
@@ -611,8 +617,8 @@ def batch(
                        "to run on (ray start --head elsewhere). Default: a local Ray started here.")] = None,
     fmt: Annotated[Optional[str], typer.Option("--format", help="Output format of fixed pictures "
                    "(default: each input's).")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Pictures per Ray batch (one "
-                          "classifier run).")] = 32,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Pictures per Ray batch (a row "
+                          "part of the journal each).")] = 128,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     min_confidence: MinConfidence = None,
     max_pixels: MaxPixels = imageio.DEFAULT_MAX_PIXELS,

@@ -160,15 +160,7 @@ def _jpeg_quality(im: Image.Image) -> int | None:
     tables = getattr(im, "quantization", None)
     if not tables or 0 not in tables:
         return None
-    target = float(sum(tables[0]))
-    best, best_err = None, float("inf")
-    for q in range(1, 101):
-        scale = 5000 / q if q < 50 else 200 - 2 * q
-        table = np.clip((_STD_LUMA * scale + 50) // 100, 1, 255)
-        err = abs(float(table.sum()) - target)
-        if err < best_err:
-            best, best_err = q, err
-    return best
+    return int(np.argmin(np.abs(_LUMA_SUMS - float(sum(tables[0]))))) + 1
 
 
 _STD_LUMA = np.array([
@@ -176,6 +168,10 @@ _STD_LUMA = np.array([
     14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
     18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
     49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], dtype=np.float64)
+
+#: The sum of the IJG luminance table at each quality 1..100 (made once).
+_LUMA_SUMS = np.array([np.clip((_STD_LUMA * (5000 / q if q < 50 else 200 - 2 * q) + 50) // 100, 1, 255).sum()
+                       for q in range(1, 101)])
 
 
 def read(
@@ -276,10 +272,8 @@ def _decode(im: Image.Image, data: bytes, max_pixels: int, reduce_to: int | None
     quality = _jpeg_quality(im) if fmt == "JPEG" else None
     subsampling = JpegImagePlugin.get_sampling(im) if fmt == "JPEG" else -1
 
-    shown_image = im.copy()
     op = EXIF_TRANSPOSE[orientation]
-    if op is not None:
-        shown_image = shown_image.transpose(op)
+    shown_image = im.transpose(op) if op is not None else im.copy()
     return Picture(
         image=shown_image, format=fmt, exif_orientation=orientation, data=data,
         icc_profile=im.info.get("icc_profile"), exif=exif if len(exif) else None,

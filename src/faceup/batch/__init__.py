@@ -24,8 +24,9 @@ from faceup.batch.work import MODES, STAGED, Job, process
 from faceup.errors import BadOptionError, missing_extra
 from faceup.files import walk
 
-#: Pictures per Ray batch (one classifier run in an actor).
-BATCH = 32
+#: Pictures per Ray batch: an actor judges it in chunks of pipeline.CHUNK, the
+#: next chunk decoded beside the current one's inference.
+BATCH = 128
 
 
 @dataclass
@@ -130,16 +131,19 @@ def _run_on_ray(ray, todo: list[str], job: Job, journal, address: str | None, ba
         ctx = DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
-        cpus = float(ray.cluster_resources().get("CPU", 1))
-        nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
-        # One actor per CPU, each on one onnxruntime thread, and each asking for
-        # a little less than a CPU: actors that hold every CPU starve the tasks
-        # that feed them and the job stalls (seen with Ray 2.60 on 2 cores).
-        actors = max(1, int(cpus))
-        per_actor = max(0.1, (cpus - 0.5) / actors)
+        alive = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
+        nodes = max(1, len(alive))
+        per_node = min(n["Resources"]["CPU"] for n in alive) if alive else 1.0
+        # One actor per machine, working as `faceup predict` does on a folder: its
+        # pictures decoded on one thread per CPU beside the inference. It asks for
+        # half a CPU less than the machine has: actors that hold every CPU starve
+        # the tasks that feed them and the job stalls (seen with Ray 2.60 on 2 cores).
+        threads = max(1, int(per_node))
         ds = ray.data.from_items([{"path": p} for p in todo], override_num_blocks=max(1, len(todo) // batch_size))
-        ds = ds.map_batches(_Worker, fn_constructor_args=(job,), batch_size=batch_size, batch_format="pyarrow",
-                            compute=ActorPoolStrategy(min_size=1, max_size=actors), num_cpus=per_actor)
+        ds = ds.map_batches(_Worker, fn_constructor_args=(job, threads), batch_size=batch_size,
+                            batch_format="pyarrow", compute=ActorPoolStrategy(min_size=1, max_size=nodes),
+                            num_cpus=max(0.5, per_node - 0.5))
+        actors = nodes
         for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=1):
             rows = batch.to_pylist()
             journal.append(rows)  # durable first ...
@@ -158,11 +162,11 @@ def _run_on_ray(ray, todo: list[str], job: Job, journal, address: str | None, ba
 class _Worker:
     """A Ray actor: loads the models once, then judges a batch at a time."""
 
-    def __init__(self, job: Job):
+    def __init__(self, job: Job, threads: int):
         from faceup.models import base
 
-        base.set_threads(1)
-        self.job = job
+        base.set_threads(1)  # inference on one thread, decoding on `threads` beside it
+        self.job, self.threads = job, threads
         pipeline.predict(_warmup_picture(), job.options)  # the models load now, once per actor
 
     def __call__(self, batch):
@@ -171,7 +175,7 @@ class _Worker:
         from faceup.batch.journal import SCHEMA
 
         paths = batch.column("path").to_pylist()
-        return pa.Table.from_pylist(process(paths, self.job), schema=SCHEMA)
+        return pa.Table.from_pylist(process(paths, self.job, self.threads), schema=SCHEMA)
 
 
 def _warmup_picture() -> bytes:

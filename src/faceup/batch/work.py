@@ -61,9 +61,10 @@ def empty_row(path: str) -> dict:
             "output_sha256": None, "staged": None, "backup": None, "ms": None}
 
 
-def process(paths: list[str], job: Job) -> list[dict]:
-    """A row for each picture, in order. Never raises for a picture: its row
-    carries `error` and `action` "failed"."""
+def process(paths: list[str], job: Job, threads: int = 1) -> list[dict]:
+    """A row for each picture, in order, judged the way `faceup fix` / `predict`
+    does on a folder (pipeline.fix_iter / predict_iter on `threads` threads).
+    Never raises for a picture: its row carries `error` and `action` "failed"."""
     rows, datas = [], []
     for path in paths:
         row = empty_row(path)
@@ -77,10 +78,8 @@ def process(paths: list[str], job: Job) -> list[dict]:
         datas.append(data)
     ok = [i for i, d in enumerate(datas) if d is not None]
     start = time.perf_counter()
-    if job.mode == "fix":
-        results = pipeline.fix_many([datas[i] for i in ok], job.options, [paths[i] for i in ok])
-    else:
-        results = pipeline.predict_many([datas[i] for i in ok], job.options, [paths[i] for i in ok])
+    many = pipeline.fix_iter if job.mode == "fix" else pipeline.predict_iter
+    results = list(many([datas[i] for i in ok], job.options, [paths[i] for i in ok], workers=threads))
     each_ms = 1000 * (time.perf_counter() - start) / max(1, len(ok))
     for i, result in zip(ok, results):
         row = rows[i]

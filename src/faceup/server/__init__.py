@@ -112,6 +112,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def health():
         return {"status": "ok"}
 
+    @app.get("/presets", summary="The generated backgrounds POST /background takes as preset=")
+    async def presets_list():
+        from faceup import presets
+
+        return [{"name": p.name, "description": p.description, "params": p.params} for p in presets.PRESETS.values()] \
+            + [{"name": "auto", "description": "from the picture's own colours", "params": {}}]
+
     @app.get("/info", summary="Version, models with their sha256, onnxruntime providers")
     async def info():
         return models_base.describe_all()
@@ -197,6 +204,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         image: Annotated[UploadFile | None, File(description="A picture to put behind the people.")] = None,
         blur: Annotated[float | None, Form(description="Blur radius in pixels (0: 2% of the longer side).")] = None,
         transparent: Annotated[bool, Form(description="A transparent background (PNG with alpha).")] = False,
+        preset: Annotated[str | None, Form(description="A generated background: a name from GET /presets "
+                                                        "(or auto), with parameters as NAME:key=value,...")] = None,
         format: Annotated[str | None, Form(description="Output format; default: the input's "
                                                        "(PNG when transparent).")] = None,
         fine: Annotated[bool, Form()] = False,
@@ -205,7 +214,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from faceup.background import Replacement
 
         bg_data = await read_upload(image) if image is not None and image.filename else None
-        how = Replacement(color=color or None, image=bg_data, blur=blur, transparent=transparent)
+        how = Replacement(color=color or None, image=bg_data, blur=blur, transparent=transparent,
+                          preset=preset or None)
         data = await read_upload(file)
         opts = options(min_confidence, format or None, fine=fine)
         result = await anyio.to_thread.run_sync(

@@ -89,15 +89,32 @@ async function showFaces(card, file, form) {
 
 // The background tool of one card: POST /background with the original picture
 // and the chosen colour, picture, blur or transparency; show the result.
+// The generated backgrounds (GET /presets), fetched once for every card.
+let presetList = null;
+function presets() {
+  presetList = presetList || fetch("/presets").then((r) => r.json()).catch(() => []);
+  return presetList;
+}
+
 function setUpBackground(card, file) {
   const form = card.querySelector(".bgtool");
   const mode = form.querySelector(".bgmode");
   const colour = form.querySelector(".bgcolor");
   const picture = form.querySelector(".bgimage");
+  const preset = form.querySelector(".bgpreset");
   form.hidden = false;
+  presets().then((list) => {
+    for (const p of list) {
+      const option = document.createElement("option");
+      option.value = p.name;
+      option.textContent = `${p.name}: ${p.description}`;
+      preset.appendChild(option);
+    }
+  });
   mode.addEventListener("change", () => {
     colour.hidden = mode.value !== "color";
     picture.hidden = mode.value !== "image";
+    preset.hidden = mode.value !== "preset";
   });
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
@@ -108,6 +125,7 @@ function setUpBackground(card, file) {
     body.append("file", file);
     if (mode.value === "color") body.append("color", colour.value);
     if (mode.value === "blur") body.append("blur", "0");
+    if (mode.value === "preset") body.append("preset", preset.value);
     if (mode.value === "transparent") body.append("transparent", "true");
     if (mode.value === "image") {
       if (!picture.files.length) { error.textContent = "Pick a background picture first."; form.dataset.state = "error"; return; }
