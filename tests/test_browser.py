@@ -115,3 +115,64 @@ def test_replace_the_background_with_a_colour_and_a_picture(page, tmp_path, astr
     page.wait_for_function("document.querySelector('.card .bgimg').complete")
     width, (r, g, b, _) = page.evaluate(CORNER_PIXEL)
     assert width == 256 and b > 180 and b > r + 60, (r, g, b)
+
+
+def test_many_pictures_a_summary_one_zip_the_why_view_and_the_keyboard(page, tmp_path, astronaut_small, chelsea):
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    a = tmp_path / "a-turned.jpg"
+    a.write_bytes(jpeg_bytes(turn(astronaut_small, 90)))
+    b = tmp_path / "b-upright.jpg"
+    b.write_bytes(jpeg_bytes(chelsea.resize((300, 200))))
+    bad = tmp_path / "c-broken.jpg"
+    bad.write_bytes(b"not a picture at all" * 20)
+    # the drop zone answers the keyboard: Enter opens the file picker
+    page.focus("#drop")
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Enter")
+    chooser.value.set_files([str(a), str(b), str(bad)])
+    page.wait_for_function("document.querySelectorAll('.card[data-state=done], .card[data-state=error]').length == 3",
+                           timeout=120_000)
+    summary = page.locator("#summary").inner_text()
+    assert "1 turned" in summary and "1 failed" in summary
+    # every picture shown has a text alternative that names it
+    alts = page.eval_on_selector_all(".card img:not([hidden])", "els => els.map(e => e.alt)")
+    assert alts and all(alt for alt in alts)
+    assert any("a-turned.jpg" in alt for alt in alts)
+    # download all: one ZIP holding every upright picture
+    with page.expect_download() as dl:
+        page.click("#zip")
+    path = tmp_path / "all.zip"
+    dl.value.save_as(path)
+    with zipfile.ZipFile(path) as z:
+        assert z.testzip() is None
+        names = sorted(z.namelist())
+        assert names == ["a-turned.upright.jpg", "b-upright.upright.jpg"]
+        assert Image.open(io.BytesIO(z.read("a-turned.upright.jpg"))).size == (256, 256)
+    # the "why?" view of the turned one
+    card = page.locator(".card", has_text="a-turned.jpg")
+    card.locator(".whybutton").click()
+    page.wait_for_selector(".card[data-why=shown]", timeout=60_000)
+    page.wait_for_function("document.querySelector('.card[data-why=shown] .whyimg').naturalWidth > 300")
+
+
+def test_the_page_fits_a_phone_screen(page_url, tmp_path, astronaut_small):
+    from playwright.sync_api import sync_playwright
+
+    src = tmp_path / "turned.jpg"
+    src.write_bytes(jpeg_bytes(turn(astronaut_small, 90)))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            pg = browser.new_page(viewport={"width": 390, "height": 844})
+            pg.goto(page_url + "/")
+            pg.set_input_files("#picker", str(src))
+            pg.wait_for_selector(".card[data-state=done]", timeout=60_000)
+            overflow = pg.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, f"{overflow} px wider than the phone's screen"
+            pg.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
+        finally:
+            browser.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -594,6 +595,40 @@ def train(
     if install:
         dest = cal.install(onnx_path, meta)
         out.print(f"installed as {dest}")
+
+
+@app.command()
+def explain(
+    input: Annotated[Path, typer.Argument(help="A picture.", show_default=False)],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="The explanation as a picture "
+                      "(PNG). Default: NAME.why.png beside the input.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the explanation as JSON (the occlusion grid, "
+                       "the classifier's probabilities, the faces in each turn).")] = False,
+    min_confidence: MinConfidence = None,
+    max_pixels: MaxPixels = imageio.DEFAULT_MAX_PIXELS,
+) -> None:
+    """Why this way up: which parts of the picture pushed the classifier toward the
+    turn it chose (an occlusion map), and the faces it saw in each turn."""
+    from faceup import explain as why
+
+    options = pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels)
+    try:
+        result = why.explain(input, options, path=_name(input))
+        dst = output or input.with_name(f"{input.stem}.why.png")
+        if dst.resolve() == input.resolve():
+            _error("the output is the input; give another -o")
+            raise typer.Exit(2)
+        buf = io.BytesIO()
+        why.draw(input, result, options).save(buf, imageio.format_for_suffix(dst.suffix) or "PNG")
+        imageio.write_atomic(dst, buf.getvalue())
+    except FaceupError as exc:
+        _error(str(exc))
+        raise typer.Exit(1) from None
+    if as_json:
+        _print_json({**result.to_json(), "output": _name(dst)})
+    else:
+        out.print(f"{_name(input)}: rotation {result.prediction.rotation}° (confidence "
+                  f"{result.prediction.confidence:.3f}), {len(result.faces)} face(s) seen -> {_name(dst)}", markup=False)
 
 
 @app.command()

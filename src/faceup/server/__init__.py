@@ -9,6 +9,7 @@ bounded pool of threads (anyio's limiter), so memory stays flat under load.
 from __future__ import annotations
 
 import contextlib
+import io
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
@@ -151,6 +152,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                              "X-Faceup-Confident, X-Faceup-Turned, Content-Disposition",
         }
         return Response(result.data, media_type=MEDIA_TYPES[result.format], headers=headers)
+
+    @app.post("/explain", summary="Why this way up: an occlusion map and the faces seen in each turn",
+              responses={200: {"content": {"image/png": {}, "application/json": {}},
+                               "description": "The explanation drawn (PNG), or as JSON with as_json."}})
+    async def explain(
+        file: Annotated[UploadFile, File(description="The picture.")],
+        as_json: Annotated[bool, Form(description="Answer JSON instead of a picture.")] = False,
+        min_confidence: Annotated[float | None, Form()] = None,
+    ):
+        from faceup import explain as why
+
+        data = await read_upload(file)
+        opts = options(min_confidence)
+
+        def work():
+            result = why.explain(data, opts, path=file.filename)
+            if as_json:
+                return result.to_json()
+            buf = io.BytesIO()
+            why.draw(data, result, opts).save(buf, "PNG")
+            return buf.getvalue()
+
+        answer = await anyio.to_thread.run_sync(work, limiter=limiter)
+        if as_json:
+            return answer
+        name = Path(file.filename or "picture").stem + ".why.png"
+        return Response(answer, media_type="image/png", headers={"Content-Disposition": content_disposition(name)})
 
     @app.post("/predict", summary="How each picture is turned (the CLI's JSON contract)")
     async def predict(

@@ -47,13 +47,107 @@ async function fixOne(file) {
     const cd = res.headers.get("Content-Disposition") || "";
     const m = cd.match(/filename="([^"]+)"/);
     link.download = m ? m[1] : "upright-" + file.name;
+    card.querySelector(".original").alt = `${file.name}, as uploaded`;
+    card.querySelector(".fixed").alt = `${file.name}, upright`;
     if (document.getElementById("analyze").checked) await showFaces(card, file, form);
     setUpBackground(card, file);
+    setUpWhy(card, file);
+    fixedFiles.push({ name: link.download, blob });
+    count(turned ? "turned" : confident ? "upright" : "unsure");
     card.dataset.state = "done";
   } catch (err) {
     card.querySelector(".error").textContent = "Error: " + err.message;
     card.dataset.state = "error";
+    count("failed");
   }
+}
+
+// The summary row and "download all": every upright picture of this page, one ZIP.
+const fixedFiles = [];
+const counts = { turned: 0, unsure: 0, upright: 0, failed: 0 };
+function count(what) {
+  counts[what] += 1;
+  const summary = document.getElementById("summary");
+  summary.hidden = false;
+  for (const k of Object.keys(counts)) summary.querySelector(".count-" + k).textContent = counts[k];
+  document.getElementById("zip").disabled = fixedFiles.length === 0;
+}
+
+// A ZIP of stored (uncompressed) entries: pictures are compressed already.
+const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+function crc32(bytes) {
+  let c = 0xffffffff;
+  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+async function zipOf(files) {
+  const parts = [], central = [];
+  let offset = 0;
+  const used = new Set();
+  for (const f of files) {
+    let name = f.name, i = 1;
+    while (used.has(name)) name = f.name.replace(/(\.[^.]*)?$/, `-${i++}$1`);
+    used.add(name);
+    const data = new Uint8Array(await f.blob.arrayBuffer());
+    const nameBytes = new TextEncoder().encode(name);
+    const crc = crc32(data);
+    const head = new DataView(new ArrayBuffer(30));
+    head.setUint32(0, 0x04034b50, true); head.setUint16(4, 20, true); head.setUint16(6, 0x0800, true);
+    head.setUint32(14, crc, true); head.setUint32(18, data.length, true); head.setUint32(22, data.length, true);
+    head.setUint16(26, nameBytes.length, true);
+    const dir = new DataView(new ArrayBuffer(46));
+    dir.setUint32(0, 0x02014b50, true); dir.setUint16(4, 20, true); dir.setUint16(6, 20, true);
+    dir.setUint16(8, 0x0800, true); dir.setUint32(16, crc, true); dir.setUint32(20, data.length, true);
+    dir.setUint32(24, data.length, true); dir.setUint16(28, nameBytes.length, true); dir.setUint32(42, offset, true);
+    parts.push(head, nameBytes, data);
+    central.push(dir, nameBytes);
+    offset += 30 + nameBytes.length + data.length;
+  }
+  const size = central.reduce((n, p) => n + p.byteLength, 0);
+  const end = new DataView(new ArrayBuffer(22));
+  end.setUint32(0, 0x06054b50, true); end.setUint16(8, files.length, true); end.setUint16(10, files.length, true);
+  end.setUint32(12, size, true); end.setUint32(16, offset, true);
+  return new Blob([...parts, ...central, end], { type: "application/zip" });
+}
+document.getElementById("zip").addEventListener("click", async () => {
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(await zipOf(fixedFiles));
+  a.download = "faceup-upright.zip";
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+});
+
+// "why?": POST /explain, and show the picture it draws beside the upright one.
+function setUpWhy(card, file) {
+  const button = card.querySelector(".whybutton");
+  button.addEventListener("click", async () => {
+    const fig = card.querySelector(".why");
+    const body = new FormData();
+    body.append("file", file);
+    const minconf = document.getElementById("minconf").value;
+    if (minconf !== "") body.append("min_confidence", minconf);
+    button.disabled = true;
+    try {
+      const res = await fetch("/explain", { method: "POST", body });
+      if (!res.ok) {
+        const b = await res.json().catch(() => ({ error: res.statusText }));
+        throw new Error(b.error || res.statusText);
+      }
+      card.querySelector(".whyimg").src = URL.createObjectURL(await res.blob());
+      fig.hidden = false;
+      card.dataset.why = "shown";
+    } catch (err) {
+      card.querySelector(".error").textContent = "Error: " + err.message;
+      card.dataset.why = "error";
+    } finally {
+      button.disabled = false;
+    }
+  });
 }
 
 // Ask /analyze for the faces of the upright picture; draw their boxes over it.
@@ -165,6 +259,10 @@ async function handle(files) {
 }
 
 picker.addEventListener("change", () => handle(picker.files));
+// The drop zone is a focusable label: Enter or Space opens the file picker too.
+drop.addEventListener("keydown", (e) => {
+  if (e.key === "Enter" || e.key === " ") { e.preventDefault(); picker.click(); }
+});
 drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
 drop.addEventListener("dragleave", () => drop.classList.remove("over"));
 drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); handle(e.dataTransfer.files); });

@@ -1,0 +1,159 @@
+"""Why this way up: what the orientation decision rested on.
+
+- An occlusion map computed with the classifier itself (ONNX): the picture, as the
+  classifier sees it, is covered cell by cell with grey (an 8 x 8 grid, all in
+  one network run) and each cell's value is how much the log-probability of the
+  chosen turn falls when that cell is hidden (one pass, no test-time
+  augmentation). Positive: the cell pushed toward the decision; negative: it
+  pushed against it.
+- The face evidence: BlazeFace's faces in each of the four quarter turns, with
+  their boxes and landmarks mapped back onto the picture as displayed, and the
+  evidence each turn earned from their landmark geometry.
+
+`faceup explain IN -o why.png`, `POST /explain` and the web page's "why?" view
+draw both beside the upright picture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from faceup import geometry, imageio, orientation, pipeline
+from faceup.calibration import log_softmax
+from faceup.models.orientation import INPUT_SIZE, ROTATIONS
+from faceup.models.preprocess import square_input
+
+#: Cells on a side of the occlusion grid.
+GRID = 8
+#: The grey that hides a cell (the middle of the input range).
+HIDDEN = 128
+
+
+@dataclass
+class FaceSeen:
+    turn_cw: int  # the quarter turn (clockwise, as `rotation`) under which this view is upright
+    box: list[float]  # in the displayed picture's pixels
+    landmarks: list[list[float]]
+    score: float
+    geometry: float  # 0..1: how upright its landmarks are in that view
+
+
+@dataclass
+class Explanation:
+    prediction: pipeline.Prediction
+    #: GRID x GRID: the fall of the chosen turn's log-probability when the cell is
+    #: hidden (rows top to bottom over the displayed picture).
+    occlusion: np.ndarray
+    #: The classifier's own probabilities of (0, 90, 180, 270), one pass.
+    classifier: tuple[float, ...]
+    #: The face evidence of each turn (0, 90, 180, 270), and the faces behind it.
+    face_evidence: tuple[float, ...]
+    faces: list[FaceSeen] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {**self.prediction.to_json(),
+                "occlusion": np.round(self.occlusion, 4).tolist(),
+                "classifier": [round(v, 4) for v in self.classifier],
+                "face_evidence": [round(v, 4) for v in self.face_evidence],
+                "faces": [{"turn": f.turn_cw, "box": [round(v, 1) for v in f.box],
+                           "landmarks": [[round(x, 1), round(y, 1)] for x, y in f.landmarks],
+                           "score": round(f.score, 3), "geometry": round(f.geometry, 3)} for f in self.faces]}
+
+
+def explain(source: pipeline.Source, options: pipeline.Options | None = None, path: str | None = None) -> Explanation:
+    """The prediction, and what it rested on. Raises FaceupError for a bad picture."""
+    from faceup import faces
+
+    options = options or pipeline.Options()
+    pred = pipeline.predict(source, options, path)
+    if pred.exception is not None:
+        raise pred.exception
+    picture = imageio.read(source, max_pixels=options.max_pixels, reduce_to=pipeline.PREDICT_DECODE_SIDE)
+    view = imageio.eight_bit(picture.image)
+    model = orientation.model()
+    square = square_input(view, INPUT_SIZE)
+    k = ROTATIONS.index(pred.rotation)
+    batch = [square]
+    cell = INPUT_SIZE // GRID
+    for r in range(GRID):
+        for c in range(GRID):
+            hidden = square.copy()
+            hidden[r * cell:(r + 1) * cell, c * cell:(c + 1) * cell] = HIDDEN
+            batch.append(hidden)
+    logp = log_softmax(log_softmax(model.logits(np.stack(batch))) / model.temperature)
+    p = np.exp(logp)
+    # in log-probability: a sure classifier (p = 0.9999) still shows what it leaned on
+    occlusion = (logp[0, k] - logp[1:, k]).reshape(GRID, GRID)
+
+    seen, evidence = [], []
+    w, h = view.size
+    for fv in faces.views(view):
+        turn_cw = (90 * fv.turn) % 360  # the view turned j quarter turns back is upright when rotation is 90 j
+        evidence.append(fv.evidence)
+        for d in fv.detections:
+            pts = geometry.unmap_points(np.asarray(d.keypoints)[:, :2], w, h, -90 * fv.turn)
+            corners = [(d.box[0], d.box[1]), (d.box[2], d.box[1]), (d.box[2], d.box[3]), (d.box[0], d.box[3])]
+            cs = geometry.unmap_points(corners, w, h, -90 * fv.turn)
+            seen.append(FaceSeen(turn_cw=turn_cw, box=[float(cs[:, 0].min()), float(cs[:, 1].min()),
+                                                       float(cs[:, 0].max()), float(cs[:, 1].max())],
+                                 landmarks=pts.tolist(), score=float(d.score),
+                                 geometry=float(faces.upright_geometry(d))))
+    return Explanation(prediction=pred, occlusion=occlusion, classifier=tuple(float(v) for v in p[0]),
+                       face_evidence=tuple(evidence), faces=seen)
+
+
+def draw(source: pipeline.Source, why: Explanation, options: pipeline.Options | None = None,
+         side: int = 512) -> Image.Image:
+    """One picture: the input with the occlusion map over it (red: pushed toward
+    the decision, blue: against) and every face found in any turn (the turn's
+    number by it; green when its landmarks are upright in that turn), beside the
+    upright picture, with the figures below."""
+    options = options or pipeline.Options()
+    picture = imageio.read(source, max_pixels=options.max_pixels, reduce_to=side)
+    shown = imageio.eight_bit(picture.image).convert("RGB")
+    scale = side / max(shown.size)
+    shown = shown.resize((max(1, round(shown.width * scale)), max(1, round(shown.height * scale))))
+    left = Image.alpha_composite(shown.convert("RGBA"), _heat(why.occlusion, shown.size)).convert("RGB")
+    g = ImageDraw.Draw(left)
+    fw, fh = (why.prediction.size or shown.size)
+    fs = shown.width / fw if fw else 1.0
+    for f in why.faces:
+        colour = (40, 220, 90) if f.geometry >= 0.5 else (240, 200, 40)
+        g.rectangle([v * fs for v in f.box], outline=colour, width=2)
+        for x, y in f.landmarks[:4]:
+            g.ellipse((x * fs - 2, y * fs - 2, x * fs + 2, y * fs + 2), fill=colour)
+        g.text((f.box[0] * fs + 3, f.box[1] * fs + 2), f"{f.turn_cw}", fill=colour)
+    upright = pipeline.upright_image(picture, why.prediction, options).convert("RGB")
+    upright.thumbnail((side, side))
+    gap, text_h = 12, 64
+    out = Image.new("RGB", (left.width + gap + upright.width, max(left.height, upright.height) + text_h), "white")
+    out.paste(left, (0, 0))
+    out.paste(upright, (left.width + gap, 0))
+    t = ImageDraw.Draw(out)
+    p = why.prediction
+    decision = (f"turned {p.rotation} deg clockwise; turned back" if p.turned else
+                f"judged {p.rotation} deg but not sure enough: left as it is" if p.rotation else "already upright")
+    y0 = max(left.height, upright.height) + 6
+    t.text((4, y0), f"{decision} (confidence {p.confidence:.3f})", fill="black")
+    t.text((4, y0 + 16), "classifier 0/90/180/270: " + " / ".join(f"{v:.3f}" for v in why.classifier), fill="black")
+    t.text((4, y0 + 32), "face evidence 0/90/180/270: " + " / ".join(f"{v:.2f}" for v in why.face_evidence)
+           + f"; {len(why.faces)} face(s) seen", fill="black")
+    t.text((4, y0 + 48), "map: red pushed toward this turn, blue against (hiding that part changes the answer)",
+           fill="black")
+    return out
+
+
+def _heat(occlusion: np.ndarray, size: tuple[int, int]) -> Image.Image:
+    """RGBA: red where hiding hurt the decision, blue where it helped, as opaque
+    as the cell mattered (the strongest cell 75%, an idle one clear)."""
+    top = float(np.abs(occlusion).max()) or 1.0
+    v = occlusion / top
+    rgba = np.zeros((*v.shape, 4))
+    rgba[..., 0] = (v > 0) * 255
+    rgba[..., 2] = (v < 0) * 255
+    rgba[..., 3] = np.abs(v) * 190
+    small = Image.fromarray(rgba.astype(np.uint8), "RGBA")
+    return small.resize(size, Image.Resampling.BICUBIC)

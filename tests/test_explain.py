@@ -1,0 +1,67 @@
+"""Why this way up: `faceup explain`, POST /explain (a real server), and what the
+explanation holds."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from conftest import faceup_cli, jpeg_bytes, turn
+
+from faceup import explain, pipeline
+
+SAMPLES = Path(__file__).resolve().parents[1] / "src" / "faceup" / "samples"
+
+
+def test_explain_answers_for_every_sample_and_a_picture_without_faces(tmp_path, coffee):
+    face_free = tmp_path / "coffee-turned.jpg"
+    face_free.write_bytes(jpeg_bytes(turn(coffee, 270)))
+    for src in [*sorted(SAMPLES.iterdir()), face_free]:
+        out = tmp_path / f"{src.stem}.why.png"
+        res = faceup_cli("explain", str(src), "-o", str(out), "--json")
+        assert res.returncode == 0, res.stderr
+        why = json.loads(res.stdout)
+        assert why["rotation"] == pipeline.predict(src).rotation  # the same decision as predict
+        assert np.asarray(why["occlusion"]).shape == (explain.GRID, explain.GRID)
+        assert abs(sum(why["classifier"]) - 1) < 1e-3 and len(why["face_evidence"]) == 4
+        img = Image.open(out)
+        assert img.format == "PNG" and img.width > 300
+
+
+def test_the_face_is_what_the_decision_leaned_on_and_is_seen_in_the_upright_turn(astronaut):
+    data = jpeg_bytes(turn(astronaut, 90))
+    why = explain.explain(data)
+    assert why.prediction.rotation == 90
+    upright_faces = [f for f in why.faces if f.turn_cw == 90 and f.geometry >= 0.5]
+    assert upright_faces, why.faces
+    # the face box, on the occlusion grid: hiding it costs the decision more than the average cell
+    x0, y0, x1, y1 = upright_faces[0].box
+    w, h = why.prediction.size
+    cols = range(int(x0 / w * explain.GRID), int(np.ceil(x1 / w * explain.GRID)))
+    rows = range(int(y0 / h * explain.GRID), int(np.ceil(y1 / h * explain.GRID)))
+    on_face = why.occlusion[np.ix_(list(rows), list(cols))].max()
+    assert on_face > why.occlusion.mean()
+    assert why.face_evidence[1] == max(why.face_evidence)  # the 90 turn's evidence is the strongest
+
+
+def test_post_explain_draws_or_answers_json(tmp_path, astronaut_small):
+    from test_server import start_server
+
+    proc, url = start_server()
+    try:
+        files = {"file": ("照片.jpg", jpeg_bytes(turn(astronaut_small, 180)), "image/jpeg")}
+        r = httpx.post(url + "/explain", files=files, timeout=60)
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+        assert Image.open(io.BytesIO(r.content)).width > 300
+        r = httpx.post(url + "/explain", files=files, data={"as_json": "true"}, timeout=60)
+        assert r.status_code == 200 and r.json()["rotation"] == 180 and len(r.json()["occlusion"]) == explain.GRID
+        r = httpx.post(url + "/explain", files={"file": ("x.jpg", b"nope" * 50, "image/jpeg")}, timeout=60)
+        assert r.status_code == 415 and "error" in r.json()
+    finally:
+        proc.terminate()
+        proc.wait(10)
