@@ -9,7 +9,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test fuzz venv test-deps browser bench soak clean
+.PHONY: run test fuzz docs venv test-deps browser bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,14 @@ test: test-deps
 FUZZ_EXAMPLES ?= 5000
 fuzz: test-deps
 	FACEUP_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/test_fuzz.py
+
+# The API page, from the docstrings: docs/api/index.html
+DOC_MODULES := faceup faceup.pipeline faceup.errors faceup.imageio faceup.background faceup.presets \
+               faceup.explain faceup.server faceup.batch faceup.files faceup.geometry
+docs: venv
+	$(PIP) install -e '.[docs]'
+	rm -rf docs/api
+	$(BIN)/pdoc $(DOC_MODULES) -o docs/api --no-search --no-show-source
 
 # Ten minutes of good, bad and hostile uploads from 16 clients (a table).
 soak: venv

@@ -27,9 +27,14 @@ Source = str | os.PathLike | bytes | BinaryIO | Image.Image
 
 @dataclass
 class Options:
-    """min_confidence: below it `fix` leaves the picture as it is (None: the
+    """The choices `predict`, `fix`, `analyze` and `background` share.
+
+    min_confidence: below it `fix` leaves the picture as it is (None: the
     calibrated default shipped with the model). tta: average over the four turns
-    (None: only where one pass is unsure)."""
+    (None: only where one pass is unsure). max_pixels: refuse pictures with more
+    decoded pixels, every frame and page counted. format: the output format of
+    `fix`/`background` (None: the input's). A bad value (e.g. a fill that is not
+    a colour) raises BadOptionError when the Options are made."""
 
     min_confidence: float | None = None
     tta: bool | None = None
@@ -51,7 +56,15 @@ class Options:
 
 @dataclass
 class Prediction:
-    """One picture's answer. `to_json` is the CLI/HTTP contract, key for key."""
+    """One picture's answer. `to_json` is the CLI/HTTP contract, key for key.
+
+    rotation: degrees clockwise the displayed picture is turned away from upright
+    (0, 90, 180, 270), None when it could not be read; confidence: the calibrated
+    probability that `rotation` is right (0..1); confident: confidence at or above
+    Options.min_confidence (then `fix` turns the picture); angle: with
+    Options(fine=True), the angle to the degree (clockwise, 0..360), else None;
+    exif_orientation: the file's EXIF Orientation (1..8), already applied to
+    everything above; error: why the picture could not be judged."""
 
     path: str | None
     rotation: int | None = None
@@ -99,6 +112,10 @@ def printable_path(path: str | None) -> str | None:
 
 @dataclass
 class Fixed:
+    """What `fix` (or `background`) made: the prediction it acted on, and the
+    encoded picture (`data`, ready to write as it is) in `format` (Pillow's name:
+    JPEG, PNG, WEBP, TIFF, BMP, GIF, HEIF)."""
+
     prediction: Prediction
     data: bytes
     format: str
