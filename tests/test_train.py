@@ -4,6 +4,8 @@ the shared data, then an ONNX export that onnxruntime can run)."""
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,6 +52,20 @@ def test_tiny_training_run_exports_a_working_onnx(root, tmp_path):
     meta = json.loads((tmp_path / "run" / "calibration.json").read_text())
     assert meta["temperature"] > 0 and 0.5 <= meta["min_confidence"] <= 1.0
     assert onnx_path.stat().st_size < 20 * 1024 * 1024
+    watched(tmp_path / "run", "val_accuracy")
+
+
+def watched(run: Path, metric: str) -> list[dict]:
+    """A run folder holds the metrics per epoch (CSV and JSON), the curves, and both checkpoints."""
+    from PIL import Image
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["metric"] == metric and metrics["epochs"]
+    assert all(metric in row and "train_loss" in row for row in metrics["epochs"])
+    assert (run / "metrics.csv").read_text().splitlines()[0].startswith("epoch,step,train_loss")
+    assert Image.open(run / "curves.png").width > 300
+    assert (run / "last.pt").exists() and (run / "best.pt").exists()
+    return metrics["epochs"]
 
 
 def test_held_out_parts_are_never_trained_on(root):
@@ -71,6 +87,7 @@ def test_tiny_angle_training_run(root, tmp_path):
     assert res.returncode == 0, res.stdout + res.stderr
     sess = ort.InferenceSession(str(tmp_path / "a" / "angle.onnx"))
     assert sess.run(None, {"image": np.zeros((2, 3, 96, 96), np.float32)})[0].shape == (2, 72)
+    watched(tmp_path / "a", "val_angle_error")
     res = faceup_cli("train", "--task", "angle", str(root / "scenes" / "intel" / "sea"), "--out", str(tmp_path / "b"),
                      "--scale", "0.01", "--max-steps", "1", "--batch", "8", "--samples", "inner",
                      "--samples-per-picture", "2")
@@ -88,6 +105,57 @@ def test_tiny_face_attribute_training_runs(root, tmp_path, task):
                      "--scale", "0.001", "--max-steps", "2", "--batch", "8")
     assert res.returncode == 0, res.stdout + res.stderr
     assert (tmp_path / task / f"{task}.onnx").stat().st_size > 1000
+    watched(tmp_path / task, "val_accuracy" if task == "smile" else "val_gender_accuracy")
+
+
+def test_a_run_killed_mid_way_resumes_from_its_last_epoch(root, tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    run = tmp_path / "smile"
+    cmd = [str(Path(sys.executable).parent / "faceup"), "train", "--task", "smile", "--data", str(root),
+           "--out", str(run), "--scale", "0.002", "--batch", "8", "--epochs", "8", "--patience", "8"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (run / "metrics.json").exists() and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(json.loads((run / "metrics.json").read_text())["epochs"])
+    assert 1 <= done < 8
+    res = faceup_cli(*cmd[1:], "--resume")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert f"(epoch {done})" in res.stdout  # went on from there, not from the start
+    epochs = watched(run, "val_accuracy")
+    assert [row["epoch"] for row in epochs] == list(range(1, len(epochs) + 1)) and len(epochs) >= 8
+    assert epochs[done - 1]["step"] < epochs[done]["step"]  # no epoch done twice
+
+
+def test_training_stops_early_and_keeps_the_best_epoch(tmp_path):
+    import torch
+
+    from faceup.train.watch import Watch
+
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.StepLR(opt, 1)
+    gen = torch.Generator()
+    watch = Watch(tmp_path, "val_accuracy", True, steps_per_epoch=1, patience=2)
+    figures = iter([0.5, 0.7, 0.65, 0.6, 0.9])
+    stopped_at, best_weight = None, None
+    for epoch in range(1, 6):
+        with torch.no_grad():
+            model.weight.fill_(epoch)
+        if epoch == 2:
+            best_weight = model.weight.clone()
+        if watch.epoch_end(epoch, 5, model, opt, sched, gen, lambda: {"val_accuracy": next(figures)}):
+            stopped_at = epoch
+            break
+    assert stopped_at == 4  # two epochs without beating 0.7
+    watch.load_best(model)
+    assert torch.equal(model.weight, best_weight)
 
 
 def test_net_size_resizes_inside_the_exported_model(root, tmp_path):

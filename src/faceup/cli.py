@@ -522,8 +522,26 @@ def train(
                                    "rotated samples cut from each picture.")] = 12,
     net_size: Annotated[Optional[int], typer.Option("--net-size", min=32, max=512, help="With --task smile or "
                         "agegender: resize the face crop to this size inside the network.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Go on from the run folder's last epoch (last.pt), "
+                      "e.g. after the run was killed.")] = False,
+    patience: Annotated[int, typer.Option("--patience", min=1, help="Stop early after this many epochs "
+                        "without a better validation figure.")] = 3,
 ) -> None:
-    """Train a model (needs the train extra: pip install 'faceup[train]')."""
+    """Train a model (needs the train extra: pip install 'faceup[train]').
+
+    Tasks and their data (under --data, the shared data folder):
+    orientation: upright faces (faces/utkface, smile/genki4k_train), face-free
+    scenes and the training part of photos/crowds, turned by quarter turns;
+    validation: their validation parts. angle: upright pictures (DIR, default the
+    training part of scenes/intel), turned by random angles; validation: the
+    scenes' validation part (with DIR: every tenth picture). smile:
+    smile/{smilesmiled,genki4k_train} (--sources); validation: every tenth face.
+    agegender: faces/utkface; validation: its validation part.
+
+    Every task writes, in --out: metrics.csv and metrics.json (a row per epoch:
+    train loss, the validation figures), curves.png, last.pt and best.pt; the
+    exported ONNX holds the best epoch. --resume goes on after an interruption;
+    the run stops early after --patience epochs without improvement."""
     try:
         import onnx  # noqa: F401
         import torch  # noqa: F401
@@ -544,7 +562,7 @@ def train(
         onnx_path = train_attributes(AttrConfig(data=str(root), out=str(out_dir), task=task, epochs=epochs,
                                                 max_steps=max_steps, batch=batch, freeze_blocks=freeze_blocks,
                                                 sources=tuple(x.strip() for x in sources.split(",") if x.strip()),
-                                                net_size=net_size,
+                                                net_size=net_size, resume=resume, patience=patience,
                                                 limit=None if scale >= 1 else max(16, int(20000 * scale))))
         out.print(f"model: {onnx_path}")
         if install:
@@ -568,10 +586,12 @@ def train(
             _error(f"no pictures in {directory}")
             raise typer.Exit(2)
         limit = max(1, int(len(paths) * scale)) if scale < 1 else None
+        val_paths = () if directory is not None else tuple(str(p) for p in datasets.scenes(root, "val"))
         onnx_path = train_angle(AngleConfig(data=str(directory or root), out=str(out_dir), epochs=epochs,
                                             max_steps=max_steps, batch=batch, limit=limit,
                                             freeze_blocks=freeze_blocks, samples=samples,
-                                            samples_per_picture=samples_per_picture), paths)
+                                            samples_per_picture=samples_per_picture, resume=resume,
+                                            patience=patience, val_paths=val_paths), paths)
         out.print(f"model: {onnx_path}")
         if install:
             from faceup.models.angle import INPUT_SIZE
@@ -586,7 +606,7 @@ def train(
         _error(f"no data at {root}; pass --data or set FACEUP_DATA")
         raise typer.Exit(2)
     cfg = TrainConfig(data=str(root), out=str(out_dir), epochs=epochs, scale=scale, max_steps=max_steps, batch=batch,
-                      freeze_blocks=freeze_blocks)
+                      freeze_blocks=freeze_blocks, resume=resume, patience=patience)
     onnx_path = run(cfg)
     meta = cal.calibrate(onnx_path, root, cfg.size, scale=min(1.0, scale * 10))
     (out_dir / "calibration.json").write_text(json.dumps(meta, indent=2))

@@ -23,7 +23,7 @@ import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from PIL import Image
 from faceup import geometry
 from faceup.models.angle import BINS, INPUT_SIZE, circular_mean
 from faceup.train.backbone import export_onnx, total_steps, trainee
+from faceup.train.watch import VAL_LIMIT, Watch, batched
 
 
 @dataclass
@@ -53,6 +54,11 @@ class AngleConfig:
     #: "square" (a fixed-scale square inside the picture for every angle) or
     #: "inner" (the centre of the largest inner rectangle); see the module docstring
     samples: str = "square"
+    resume: bool = False
+    patience: int = 3
+    #: validation pictures (turned twice each) measured after each epoch; none
+    #: given: every tenth of the training pictures, then not trained on
+    val_paths: tuple[str, ...] = ()
 
 
 SAMPLERS = ("square", "inner")
@@ -125,8 +131,12 @@ def train_angle(cfg: AngleConfig, paths: list[Path]) -> Path:
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    if not cfg.val_paths:  # a folder of the user's own: every tenth picture validates, none of them trains
+        paths, val = [p for i, p in enumerate(paths) if i % 10], [p for i, p in enumerate(paths) if not i % 10]
+        cfg = replace(cfg, val_paths=tuple(str(p) for p in val))
     if cfg.limit:
         paths = paths[: cfg.limit]
+        cfg = replace(cfg, val_paths=cfg.val_paths[: max(2, cfg.limit // 4)])
     if cfg.samples not in SAMPLERS:
         raise ValueError(f"samples must be one of {', '.join(SAMPLERS)}, not {cfg.samples!r}")
     tag = "" if cfg.samples == "square" else f"_{cfg.samples}"
@@ -142,9 +152,34 @@ def train_angle(cfg: AngleConfig, paths: list[Path]) -> Path:
     total = total_steps(cfg.epochs, len(xs), cfg.batch, cfg.max_steps)
     t = trainee(BINS, cfg.freeze_blocks, cfg.lr, 1e-4, total)
     model, frozen, wrapped, opt, sched = t.model, t.frozen, t.wrapped, t.opt, t.sched
+    val_paths = [Path(p) for p in cfg.val_paths][:VAL_LIMIT // 2]
+    val_cache = out / f"angle_val_{cfg.size}_{len(val_paths)}x2_s{cfg.seed + 1}{tag}.npz"
+    if val_cache.exists():
+        z = np.load(val_cache)
+        vx, vy = z["x"], z["y"]
+    else:
+        vx, vy = build(val_paths, 2, cfg.size, cfg.seed + 1, cfg.samples)
+        np.savez(val_cache, x=vx, y=vy)
+
+    def validate() -> dict[str, float]:
+        loss, errors = 0.0, []
+
+        def part(sl: slice) -> None:
+            nonlocal loss
+            x = torch.from_numpy(vx[sl]).permute(0, 3, 1, 2).float()
+            y = torch.from_numpy(vy[sl])
+            logits = wrapped(x)
+            loss += float(-(soft_labels(y) * torch.log_softmax(logits, 1)).sum(1).sum())
+            errors.extend(angle_error(circular_mean(torch.softmax(logits, 1).numpy()), y.numpy()))
+        batched(part, len(vx))
+        return {"val_loss": loss / len(vx), "val_angle_error": float(np.mean(errors))}
+
+    steps_per_epoch = max(1, len(xs) // cfg.batch)
+    watch = Watch(out, "val_angle_error", False, steps_per_epoch, cfg.patience)
     gen = torch.Generator().manual_seed(cfg.seed)
+    start = watch.resume(model, opt, sched, gen, total) if cfg.resume else 0
     t0, err_avg = time.time(), None
-    for step in range(1, total + 1):
+    for step in range(start + 1, total + 1):
         model.train()
         frozen.eval()
         idx = torch.randint(0, len(xs), (cfg.batch,), generator=gen).numpy()
@@ -163,11 +198,16 @@ def train_angle(cfg: AngleConfig, paths: list[Path]) -> Path:
         with torch.no_grad():
             pred = circular_mean(torch.softmax(logits, 1).numpy())
             err = float(np.mean(angle_error(pred, y.numpy())))
+        watch.step(loss.item(), err)
         err_avg = err if err_avg is None else 0.98 * err_avg + 0.02 * err
         if step % 50 == 0 or step == total:
-            rate = step * cfg.batch / (time.time() - t0)
+            rate = (step - start) * cfg.batch / (time.time() - t0)
             print(f"step {step}/{total} loss {loss.item():.3f} train angle error ~{err_avg:.1f} deg "
                   f"{rate:.0f} img/s eta {(total - step) * cfg.batch / rate / 60:.1f} min", flush=True)
+        if (step % steps_per_epoch == 0 or step == total) and \
+                watch.epoch_end(step, total, model, opt, sched, gen, validate):
+            break
+    watch.load_best(model)
     onnx_path = out / "angle.onnx"
     export_onnx(wrapped, onnx_path, cfg.size)
     (out / "angle_config.json").write_text(json.dumps(asdict(cfg), indent=2))

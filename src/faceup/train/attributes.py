@@ -30,6 +30,7 @@ from torch import nn
 from faceup import datasets
 from faceup.models.attributes import AGE_SCALE, AGEGENDER_SIZE, SMILE_SIZE
 from faceup.train.backbone import export_onnx, total_steps, trainee
+from faceup.train.watch import VAL_LIMIT, Watch, batched
 
 
 @dataclass
@@ -49,6 +50,8 @@ class AttrConfig:
     sources: tuple[str, ...] = ("smilesmiled", "genki4k_train")
     #: resize the crops to this size inside the network (None: the crop size)
     net_size: int | None = None
+    resume: bool = False
+    patience: int = 3
 
 
 def _crop(args: tuple[str, int, bool]) -> np.ndarray | None:
@@ -170,25 +173,70 @@ def train_attributes(cfg: AttrConfig) -> Path:
     root = Path(cfg.data)
     if cfg.task == "smile":
         xs, ys, strata = smile_data(root, cfg.limit, cfg.sources)
+        # every tenth face of each (source, label) stratum validates and is not trained on
+        rank = np.zeros(len(ys), dtype=int)
+        for g in np.unique(strata):
+            members = np.flatnonzero(strata == g)
+            rank[members] = np.arange(len(members))
+        held = rank % 10 == 9
+        vx, vy, vages = xs[held], ys[held], None
+        xs, ys, strata = xs[~held], ys[~held], strata[~held]
         n_out = 2
         # every (source, label) stratum equally often: the sources differ in size
         # (13k vs 2.8k) and in their share of smiles (28% vs 56%); a model that
         # learnt one source's prior misjudges the other's faces
         counts = np.bincount(strata)
         weights = torch.from_numpy(1.0 / counts[strata])
+        metric = "val_accuracy"
     elif cfg.task == "agegender":
         xs, ages, ys = agegender_data(root, "train", cfg.limit)
+        vx, vages, vy = agegender_data(root, "val", VAL_LIMIT if cfg.limit is None else max(8, cfg.limit // 8))
         weights = None
         n_out = 3  # age / AGE_SCALE, gender logits (male, female)
+        metric = "val_gender_accuracy"
     else:
         raise ValueError(f"unknown task {cfg.task}")
-    print(f"{cfg.task}: {len(xs)} training faces", flush=True)
+    if len(vx) > VAL_LIMIT:
+        pick = np.random.default_rng(cfg.seed).choice(len(vx), VAL_LIMIT, replace=False)
+        vx, vy = vx[pick], vy[pick]
+        vages = None if vages is None else vages[pick]
+    print(f"{cfg.task}: {len(xs)} training faces, {len(vx)} validation faces", flush=True)
     total = total_steps(cfg.epochs, len(xs), cfg.batch, cfg.max_steps)
     t = trainee(n_out, cfg.freeze_blocks, cfg.lr, 1e-4, total, cfg.net_size)
     model, frozen, wrapped, opt, sched = t.model, t.frozen, t.wrapped, t.opt, t.sched
+
+    def losses(out_t: torch.Tensor, y: torch.Tensor, age: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss, correct per face) for a batch: smile, or age + gender."""
+        if cfg.task == "smile":
+            return nn.functional.cross_entropy(out_t, y, label_smoothing=0.05), out_t.argmax(1) == y
+        loss = nn.functional.smooth_l1_loss(out_t[:, 0], age / AGE_SCALE, beta=0.05) * 4 + \
+            nn.functional.cross_entropy(out_t[:, 1:], y, label_smoothing=0.05)
+        return loss, out_t[:, 1:].argmax(1) == y
+
+    def validate() -> dict[str, float]:
+        loss, correct, age_err = 0.0, 0, 0.0
+
+        def part(sl: slice) -> None:
+            nonlocal loss, correct, age_err
+            out_t = wrapped(torch.from_numpy(vx[sl]).permute(0, 3, 1, 2).float())
+            age = None if vages is None else torch.from_numpy(vages[sl])
+            l, ok = losses(out_t, torch.from_numpy(vy[sl]).long(), age)
+            loss += float(l) * len(ok)
+            correct += int(ok.sum())
+            if age is not None:
+                age_err += float((out_t[:, 0] * AGE_SCALE - age).abs().sum())
+        batched(part, len(vx))
+        figures = {"val_loss": loss / len(vx), metric: correct / len(vx)}
+        if vages is not None:
+            figures["val_age_mae"] = age_err / len(vx)
+        return figures
+
+    steps_per_epoch = max(1, len(xs) // cfg.batch)
+    watch = Watch(out, metric, True, steps_per_epoch, cfg.patience)
     gen = torch.Generator().manual_seed(cfg.seed)
+    start = watch.resume(model, opt, sched, gen, total) if cfg.resume else 0
     t0, avg = time.time(), None
-    for step in range(1, total + 1):
+    for step in range(start + 1, total + 1):
         model.train()
         frozen.eval()
         if weights is None:
@@ -197,24 +245,23 @@ def train_attributes(cfg: AttrConfig) -> Path:
             idx = torch.multinomial(weights, cfg.batch, replacement=True, generator=gen).numpy()
         x = _augment(torch.from_numpy(xs[idx]).permute(0, 3, 1, 2).float(), gen)
         out_t = wrapped(x)
-        y = torch.from_numpy(ys[idx]).long()
-        if cfg.task == "smile":
-            loss = nn.functional.cross_entropy(out_t, y, label_smoothing=0.05)
-            metric = (out_t.argmax(1) == y).float().mean().item()
-        else:
-            age = torch.from_numpy(ages[idx]) / AGE_SCALE
-            loss = nn.functional.smooth_l1_loss(out_t[:, 0], age, beta=0.05) * 4 + \
-                nn.functional.cross_entropy(out_t[:, 1:], y, label_smoothing=0.05)
-            metric = (out_t[:, 1:].argmax(1) == y).float().mean().item()
+        loss, ok = losses(out_t, torch.from_numpy(ys[idx]).long(),
+                          None if cfg.task == "smile" else torch.from_numpy(ages[idx]))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
-        avg = metric if avg is None else 0.98 * avg + 0.02 * metric
+        acc = ok.float().mean().item()
+        watch.step(loss.item(), acc)
+        avg = acc if avg is None else 0.98 * avg + 0.02 * acc
         if step % 50 == 0 or step == total:
-            rate = step * cfg.batch / (time.time() - t0)
+            rate = (step - start) * cfg.batch / (time.time() - t0)
             print(f"step {step}/{total} loss {loss.item():.3f} train acc~{avg:.3f} {rate:.0f} img/s "
                   f"eta {(total - step) * cfg.batch / rate / 60:.1f} min", flush=True)
+        if (step % steps_per_epoch == 0 or step == total) and \
+                watch.epoch_end(step, total, model, opt, sched, gen, validate):
+            break
+    watch.load_best(model)
     size = SMILE_SIZE if cfg.task == "smile" else AGEGENDER_SIZE
     onnx_path = out / f"{cfg.task}.onnx"
     export_onnx(wrapped, onnx_path, size)

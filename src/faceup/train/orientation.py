@@ -5,12 +5,15 @@
 Labels come from exact quarter turns of square, JPEG re-encoded, upright samples
 (see samples.py). MobileNetV2 from ImageNet weights, the first 7 blocks frozen
 (the 2-core budget: about 70 pictures/s at 128 px), AdamW with a cosine schedule.
-Checkpoints are written as it goes and training resumes from the last one.
+After each epoch the accuracy on validation squares (four turns each) is measured,
+recorded and drawn (train.watch); --resume goes on from the last epoch, the run
+stops early when it no longer improves, and the export holds the best epoch.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +25,8 @@ from torch import nn
 from faceup.models.orientation import INPUT_SIZE, NUM_CLASSES
 from faceup.train import samples
 from faceup.train.backbone import export_onnx, trainee
+from faceup.train.watch import VAL_LIMIT, Watch, batched
+
 
 @dataclass
 class TrainConfig:
@@ -37,6 +42,8 @@ class TrainConfig:
     seed: int = 0
     threads: int = 2
     size: int = INPUT_SIZE
+    resume: bool = False
+    patience: int = 3
 
 
 def _cached(path: Path, plans: list[samples.Plan], size: int) -> np.ndarray:
@@ -92,18 +99,28 @@ def train(cfg: TrainConfig) -> Path:
     model, frozen, wrapped, opt, sched = t.model, t.frozen, t.wrapped, t.opt, t.sched
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.02)
 
-    ckpt = out / "checkpoint.pt"
-    step = 0
-    if ckpt.exists():
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        if state.get("total") == total:
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["opt"])
-            sched.load_state_dict(state["sched"])
-            step = state["step"]
-            print(f"resumed at step {step}/{total}", flush=True)
+    val_plans = samples.plan_validation(root, scale=min(1.0, cfg.scale * 10))
+    random.Random(cfg.seed).shuffle(val_plans)
+    val = _cached(out / f"val_{tag}.npy", val_plans[:VAL_LIMIT], cfg.size)
 
-    gen = torch.Generator().manual_seed(cfg.seed + step)
+    def validate() -> dict[str, float]:
+        loss, correct = 0.0, 0
+
+        def part(sl: slice) -> None:
+            nonlocal loss, correct
+            x = torch.from_numpy(val[sl]).permute(0, 3, 1, 2).float()
+            for j in range(NUM_CLASSES):
+                y = torch.full((len(x),), j)
+                logits = wrapped(quarter_turn_batch(x, y))
+                loss += loss_fn(logits, y).item() * len(x)
+                correct += int((logits.argmax(1) == y).sum())
+        batched(part, len(val))
+        n = NUM_CLASSES * len(val)
+        return {"val_loss": loss / n, "val_accuracy": correct / n}
+
+    watch = Watch(out, "val_accuracy", True, steps_per_epoch, cfg.patience)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    step = watch.resume(model, opt, sched, gen, total) if cfg.resume else 0
     t0, seen, run_loss, run_acc = time.time(), 0, 0.0, 0.0
     while step < total:
         model.train()
@@ -121,15 +138,18 @@ def train(cfg: TrainConfig) -> Path:
         sched.step()
         step += 1
         seen += cfg.batch
+        acc = (logits.argmax(1) == k).float().mean().item()
+        watch.step(loss.item(), acc)
         run_loss = 0.98 * run_loss + 0.02 * loss.item() if step > 1 else loss.item()
-        run_acc = 0.98 * run_acc + 0.02 * (logits.argmax(1) == k).float().mean().item()
+        run_acc = 0.98 * run_acc + 0.02 * acc
         if step % 50 == 0 or step == total:
             rate = seen / (time.time() - t0)
             eta = (total - step) * cfg.batch / max(rate, 1e-6)
             print(f"step {step}/{total} loss {run_loss:.4f} acc~{run_acc:.3f} {rate:.0f} img/s eta {eta/60:.1f} min", flush=True)
-        if step % 500 == 0 or step == total:
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                        "step": step, "total": total}, ckpt)
+        if (step % steps_per_epoch == 0 or step == total) and \
+                watch.epoch_end(step, total, model, opt, sched, gen, validate):
+            break
+    watch.load_best(model)
 
     onnx_path = out / "orientation.onnx"
     export_onnx(wrapped, onnx_path, cfg.size)
