@@ -1,16 +1,26 @@
 # faceup HTTP service, CPU only. The models are inside the package (no download
 # at start). Build: docker build -t faceup .   Run: docker run -p 8000:8000 faceup
-FROM python:3.11-slim
+#
+# Two stages: the builder installs faceup into a virtual environment; the final
+# image holds that environment and nothing else: no pip, no compilers, no caches,
+# no test folders of the dependencies. benchmarks/install_size.py runs the same
+# builder commands here and reports the size of what is copied.
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
-    FACEUP_HOST=0.0.0.0 FACEUP_PORT=8000 FACEUP_WORKERS=2
-
-RUN useradd --create-home --uid 10001 faceup
-WORKDIR /app
+FROM python:3.11-slim AS builder
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN pip install --no-cache-dir . && rm -rf /root/.cache
+RUN python -m venv --without-pip /opt/venv \
+ && python -m pip --python /opt/venv/bin/python install --no-compile . \
+ && find /opt/venv -depth -type d \( -name tests -o -name __pycache__ \) -path "*/site-packages/*" -exec rm -rf {} + \
+ && rm -rf /root/.cache
 
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/opt/venv/bin:$PATH \
+    FACEUP_HOST=0.0.0.0 FACEUP_PORT=8000 FACEUP_WORKERS=2
+RUN useradd --create-home --uid 10001 faceup
+COPY --from=builder /opt/venv /opt/venv
 USER faceup
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
