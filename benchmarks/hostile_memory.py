@@ -12,14 +12,10 @@ APNG and animated WebP, each frame different so that none is merged.
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
-from load import free_port
+from load import serve
 from PIL import Image
 
 
@@ -48,22 +44,12 @@ def animation(n: int, side: int, fmt: str) -> bytes:
 def main() -> None:
     cases = [(f"{n} frames of 2000x2000 {fmt}", animation(n, 2000, fmt))
              for n in (60, 24) for fmt in ("GIF", "PNG", "WEBP")]
-    exe = os.path.join(os.path.dirname(sys.executable), "faceup")
     print("command: python benchmarks/hostile_memory.py")
     print("| upload | bytes | status | server peak RSS rise MB |")
     print("|---|---|---|---|")
     for name, data in cases:
-        port = free_port()
-        server = subprocess.Popen([exe, "serve", "--port", str(port)], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
+        server, url = serve()
         try:
-            for _ in range(300):
-                try:
-                    if httpx.get(url + "/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.2)
             idle = vm(server.pid, "VmHWM")
             r = httpx.post(url + "/fix", files={"file": ("upload", data)}, timeout=600)
             rise = vm(server.pid, "VmHWM") - idle

@@ -32,6 +32,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def serve(*flags: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """`faceup serve` on a free port of 127.0.0.1, started and answering /health."""
+    port = free_port()
+    exe = os.path.join(os.path.dirname(sys.executable), "faceup")
+    server = subprocess.Popen([exe, "serve", "--port", str(port), *flags], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    return server, url
+
+
 def peak_rss_mb(pid: int) -> float:
     """Peak resident memory of a process and its children (VmHWM), in MB."""
     total = 0.0
@@ -77,18 +93,8 @@ def main() -> None:
     ap.add_argument("--endpoint", default="/fix")
     args = ap.parse_args()
 
-    port = free_port()
-    exe = os.path.join(os.path.dirname(sys.executable), "faceup")
-    server = subprocess.Popen([exe, "serve", "--port", str(port), "--workers", str(args.workers)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    server, base = serve("--workers", str(args.workers))
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
         img = Image.open(SAMPLES / "astronaut-turned-90.jpg")
         buf = io.BytesIO()
         img.save(buf, "JPEG", quality=90)

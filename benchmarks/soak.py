@@ -18,17 +18,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import os
 import random
-import subprocess
-import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import httpx
 import numpy as np
-from load import free_port
+from load import serve
 from PIL import Image
 
 SAMPLES = Path(__file__).resolve().parents[1] / "src" / "faceup" / "samples"
@@ -112,20 +109,10 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=10)
     args = ap.parse_args()
 
-    port = free_port()
-    exe = os.path.join(os.path.dirname(sys.executable), "faceup")
-    server = subprocess.Popen([exe, "serve", "--port", str(port)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, env={**os.environ, "FACEUP_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT)})
-    url = f"http://127.0.0.1:{port}"
+    server, url = serve(env={"FACEUP_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT)})
     rss: dict[str, float] = {}
     log: list = []
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
         rss["idle"] = rss_mb(server.pid)
         mix = requests_mix()
         seconds = args.minutes * 60

@@ -72,6 +72,16 @@ def run_batch(*args: str, env: dict | None = None) -> tuple[int, dict, str]:
     return res.returncode, json.loads(lines[-1]) if lines else {}, res.stderr
 
 
+def started(cmd: list[str], parts: Path, n: int, **kw) -> subprocess.Popen:
+    """The batch command in the background, once its journal holds `n` parts."""
+    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL, **kw)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(parts.glob("*.parquet"))) < n and proc.poll() is None:
+        time.sleep(0.1)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    return proc
+
+
 def table_rows(table: Path) -> list[dict]:
     return pq.read_table(table).to_pylist()
 
@@ -98,12 +108,8 @@ def test_a_local_run_killed_and_resumed_handles_every_input_once_like_fix(tmp_pa
     before = {str(p): sha(p) for p in archive.rglob("*") if p.is_file()}
     out = tmp_path / "upright"
     cmd = [str(BIN / "faceup"), "batch", str(archive), "-o", str(out), "--batch-size", "2", "--json"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     parts = out / "faceup-results.parquet.d" / "parts"
-    deadline = time.time() + 300
-    while time.time() < deadline and len(list(parts.glob("*.parquet"))) < 3 and proc.poll() is None:
-        time.sleep(0.1)
-    assert proc.poll() is None, "the run ended before it could be killed"
+    proc = started(cmd, parts, 3, stdout=subprocess.DEVNULL, start_new_session=True)
     os.kill(proc.pid, signal.SIGKILL)  # the driver, at any moment
     proc.wait()
     done_before = len(pq.read_table(parts).to_pylist()) if parts.is_dir() else 0
@@ -134,11 +140,7 @@ def test_a_killed_worker_is_replaced_and_the_run_completes(tmp_path, archive):
     before = {str(p): sha(p) for p in archive.rglob("*") if p.is_file()}
     out = tmp_path / "upright"
     cmd = [str(BIN / "faceup"), "batch", str(archive), "-o", str(out), "--batch-size", "2", "--json"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    parts = out / "faceup-results.parquet.d" / "parts"
-    deadline = time.time() + 300
-    while time.time() < deadline and not list(parts.glob("*.parquet")) and proc.poll() is None:
-        time.sleep(0.1)
+    proc = started(cmd, out / "faceup-results.parquet.d" / "parts", 1, stdout=subprocess.PIPE, text=True)
     workers = subprocess.run(["pgrep", "-f", "MapWorker"], capture_output=True, text=True).stdout.split()
     assert workers, "no Ray worker found to kill"
     os.kill(int(workers[0]), signal.SIGKILL)
