@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from PIL import Image, ImageColor, ImageFilter, ImageOps
 
 from faceup.errors import BadOptionError, FaceupError, shown
@@ -67,14 +68,59 @@ def output_format(requested: str | None, source_format: str, how: Replacement) -
     return fmt
 
 
-def person_mask(image: Image.Image) -> Image.Image:
+#: Ways of reading the person mask (benchmarks/masks.py compares them): one pass
+#: over the whole picture; the mean with its mirror image; a second pass on a
+#: square around the people found by the first (the model was made for a person
+#: close to the camera, and people in a whole photo are small); both.
+MASK_VARIANTS = ("one-pass", "mirror", "zoom", "zoom-mirror")
+#: Masks are read on a copy at most this many pixels on a side.
+MASK_SIDE = 1024
+DEFAULT_MASK = "zoom-mirror"  # chosen on the validation half of segmentation/people (benchmarks/masks.py)
+
+
+def person_mask(image: Image.Image, variant: str = DEFAULT_MASK) -> Image.Image:
     """Mode "L" mask at the picture's size: 255 where a person is, soft edges."""
     from faceup.models import get_model
     from faceup.models.segmentation import SegmentationModel
 
     model = get_model("segmentation")
     assert isinstance(model, SegmentationModel)
-    return model.mask(image.convert("RGB"))
+    rgb = image.convert("RGB")
+    if max(rgb.size) > MASK_SIDE:  # the model sees 256 px: work small, and scale the answer once
+        rgb.thumbnail((MASK_SIDE, MASK_SIDE), Image.Resampling.BILINEAR)
+    mirror = variant.endswith("mirror")
+
+    def read(img: Image.Image) -> np.ndarray:
+        m = np.asarray(model.mask(img), dtype=np.float32)
+        if mirror:
+            m = (m + np.asarray(model.mask(ImageOps.mirror(img)), dtype=np.float32)[:, ::-1]) / 2
+        return m
+
+    mask = read(rgb)
+    if variant.startswith("zoom"):
+        mask = _zoomed(rgb, mask, read)
+    out = Image.fromarray(np.clip(mask + 0.5, 0, 255).astype(np.uint8), "L")
+    return out if out.size == image.size else out.resize(image.size, Image.Resampling.BILINEAR)
+
+
+def _zoomed(rgb: Image.Image, mask: np.ndarray, read) -> np.ndarray:
+    """A second reading on a square around what the first found (1.2 times its
+    larger side), pasted over the first where the square lies in the picture."""
+    ys, xs = np.nonzero(mask >= 128)
+    if len(xs) == 0:
+        return mask
+    w, h = rgb.size
+    x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    side = 1.2 * max(x1 - x0, y1 - y0)
+    if side >= 0.9 * max(w, h):  # the people fill the picture already
+        return mask
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    box = tuple(int(round(v)) for v in (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2))
+    crop = read(rgb.crop(box))  # outside the picture: black
+    out = mask.copy()
+    ix0, iy0, ix1, iy1 = max(0, box[0]), max(0, box[1]), min(w, box[2]), min(h, box[3])
+    out[iy0:iy1, ix0:ix1] = crop[iy0 - box[1]:iy1 - box[1], ix0 - box[0]:ix1 - box[0]]
+    return out
 
 
 def _background_picture(data: bytes, size: tuple[int, int], max_pixels: int) -> Image.Image:
