@@ -163,12 +163,18 @@ def test_a_16_bit_colour_png_is_refused_rather_than_narrowed(astronaut):
 # ---------------------------------------------------------------- damaged containers
 
 
-def test_a_jpeg_whose_header_claims_more_than_it_holds_is_damaged(astronaut_small):
-    data = bytearray(jpeg_bytes(astronaut_small))
-    sof = data.find(b"\xff\xc0")
-    data[sof + 5:sof + 9] = (9000).to_bytes(2, "big") * 2
-    with pytest.raises(TruncatedPictureError, match="9000x9000"):
-        imageio.read(bytes(data))
+@pytest.mark.parametrize("kw", [{"quality": 90}, {"quality": 100, "subsampling": 0}, {"progressive": True}])
+def test_a_jpeg_whose_header_claims_more_than_it_holds_is_damaged(astronaut, kw):
+    noisy = Image.fromarray(np.random.default_rng(0).integers(0, 255, (512, 512, 3), dtype=np.uint8))
+    for img in (astronaut, Image.blend(astronaut, noisy, 0.3)):  # 512x512, up to a dense 500 KB
+        data = bytearray(saved(img, "JPEG", **kw))
+        sof = data.find(b"\xff\xc2" if kw.get("progressive") else b"\xff\xc0")
+        data[sof + 5:sof + 9] = (9000).to_bytes(2, "big") * 2
+        with pytest.raises(TruncatedPictureError, match="9000x9000"):
+            imageio.read(bytes(data))
+    # a real picture with no detail at all (the least data a block can take) is not refused
+    flat = saved(Image.new("L", (3000, 3000), 128), "JPEG", quality=75)
+    assert imageio.read(flat, max_pixels=10**8).size == (3000, 3000)
 
 
 def test_a_damaged_heic_is_faceups_own_error(astronaut_small):

@@ -371,24 +371,31 @@ def _check_pixels(im: Image.Image, max_pixels: int) -> None:
             "(a guard against decompression bombs; raise it with --max-pixels / FACEUP_MAX_PIXELS)")
 
 
-#: JPEG frame markers coded with Huffman tables (arithmetic coding, SOF9-15, is not checked).
-_HUFFMAN_SOF = {0xC0, 0xC1, 0xC2, 0xC3}
+#: JPEG frame markers coded with Huffman tables: baseline / extended sequential,
+#: and progressive (arithmetic coding, SOF9-15, is not checked).
+_SEQUENTIAL_SOF = {0xC0, 0xC1, 0xC3}
+_PROGRESSIVE_SOF = {0xC2}
 
 
 def _check_jpeg_holds_its_size(data: bytes, im: Image.Image) -> None:
     """Refuse a JPEG whose header claims more pixels than its data can hold.
 
-    With Huffman coding every 8x8 block of the first component costs at least
-    one bit (its DC code), so a file of N bytes holds at most 8N such blocks.
+    With Huffman coding every 8x8 block of every component costs at least two
+    bits in a sequential JPEG (its DC code and an end-of-block code) and at least
+    one in a progressive one (its DC code; end-of-block runs can share the rest).
     A file that claims more was cut or forged: libjpeg would pad it with grey
     without an error, and faceup would judge (and write) a picture that is not there.
     """
     segs, _ = _jpeg_segments(data)
-    if not any(marker in _HUFFMAN_SOF for marker, _ in segs):
+    markers = {marker for marker, _ in segs}
+    bits_per_block = 2 if markers & _SEQUENTIAL_SOF else 1 if markers & _PROGRESSIVE_SOF else 0
+    if not bits_per_block:
         return
     w, h = im.size
-    blocks = -(-w // 8) * -(-h // 8)
-    if blocks > 8 * len(data):
+    layers = getattr(im, "layer", None) or [("", 1, 1, 0)]
+    hmax, vmax = max(layer[1] for layer in layers), max(layer[2] for layer in layers)
+    blocks = sum(-(-(-(-w * hs // hmax)) // 8) * -(-(-(-h * vs // vmax)) // 8) for _, hs, vs, _ in layers)
+    if blocks * bits_per_block > 8 * len(data):
         raise TruncatedPictureError(
             f"the JPEG's header says {w}x{h} but the file ({len(data):,} bytes) is far too small to hold that "
             "many pixels: it is truncated or damaged")
