@@ -105,3 +105,16 @@ def test_a_picture_that_is_all_face_still_gets_its_face(tmp_path, astronaut):
     x0, y0, x1, y1 = found[0]["box"]
     assert 0 <= x0 < 10 and 0 <= y0 < 10 and 54 < x1 <= 64 and 54 < y1 <= 64  # inside the picture
     assert found[0]["smile"] is not None and found[0]["gender"] in ("female", "male")
+
+
+def test_a_small_face_in_a_wide_picture_is_found_by_looking_at_tiles(astronaut, coffee):
+    from faceup import faces
+
+    face = astronaut.crop((150, 20, 330, 220)).resize((44, 49))
+    scene = coffee.resize((480, 360))
+    scene.paste(face, (300, 100))
+    assert faces.detect_all(scene, tiling="whole") == []  # too small for the detector's 192 px view
+    found = faces.detect_all(scene)  # the default looks at 2 x 2 tiles too
+    assert len(found) == 1
+    x0, y0, x1, y1 = found[0].box
+    assert 295 <= x0 and x1 <= 350 and 95 <= y0 and y1 <= 155
