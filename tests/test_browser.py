@@ -129,11 +129,13 @@ def test_many_pictures_a_summary_one_zip_the_why_view_and_the_keyboard(page, tmp
     b.write_bytes(jpeg_bytes(chelsea.resize((300, 200))))
     bad = tmp_path / "c-broken.jpg"
     bad.write_bytes(b"not a picture at all" * 20)
-    # the drop zone answers the keyboard: Enter opens the file picker
-    page.focus("#drop")
-    with page.expect_file_chooser() as chooser:
-        page.keyboard.press("Enter")
-    chooser.value.set_files([str(a), str(b), str(bad)])
+    # the drop zone answers the keyboard: Enter opens the file picker (its input is clicked)
+    page.evaluate("document.getElementById('picker').addEventListener('click', (e) => {"
+                  " window.pickerOpened = true; e.preventDefault(); })")
+    page.locator("#drop").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function("window.pickerOpened === true", timeout=10_000)
+    page.set_input_files("#picker", [str(a), str(b), str(bad)])
     page.wait_for_function("document.querySelectorAll('.card[data-state=done], .card[data-state=error]').length == 3",
                            timeout=120_000)
     summary = page.locator("#summary").inner_text()
