@@ -296,19 +296,30 @@ DETECT_MIN_SCORE = 0.6
 
 
 def _detect(image: Image.Image, min_score: float) -> list[Detection]:
-    from faceup.models.blazeface import weighted_nms
-
     found: list[Detection] = []
     for name in ("blazeface_full", "blazeface_short"):
         m = get_model(name)
         assert isinstance(m, BlazeFace)
         found += [f for f in m.detect(image, min_score=min_score) if upright_geometry(f) > 0.05]
+    return _merged(found)
+
+
+def _merged(found: list[Detection]) -> list[Detection]:
+    """Overlapping detections (of both models, or of overlapping tiles) merged into one each."""
+    from faceup.models.blazeface import weighted_nms
+
     if not found:
         return []
     boxes = np.array([f.box for f in found])
     kps = np.stack([f.keypoints for f in found])
     scores = np.array([f.score for f in found])
     return [Detection(box=tuple(float(v) for v in b), score=s, keypoints=k) for b, k, s in weighted_nms(boxes, kps, scores)]
+
+
+def _shifted(d: Detection, dx: float, dy: float) -> Detection:
+    """A detection moved by (dx, dy): from a crop's coordinates into the picture's."""
+    return Detection(box=(d.box[0] + dx, d.box[1] + dy, d.box[2] + dx, d.box[3] + dy), score=d.score,
+                     keypoints=d.keypoints + np.array([dx, dy]))
 
 
 #: A picture with no face found is looked at again with this much grey around it
@@ -329,8 +340,6 @@ TILE_MIN_SIDE = 320
 
 
 def _detect_tiled(image: Image.Image, min_score: float, n: int) -> list[Detection]:
-    from faceup.models.blazeface import weighted_nms
-
     found = _detect(image, min_score)
     if n < 2 or max(image.size) < TILE_MIN_SIDE:
         return found
@@ -341,16 +350,8 @@ def _detect_tiled(image: Image.Image, min_score: float, n: int) -> list[Detectio
             x0 = min(max(0.0, i * w / n - (tw - w / n) / 2), w - tw)
             y0 = min(max(0.0, j * h / n - (th - h / n) / 2), h - th)
             box = (int(x0), int(y0), int(x0 + tw), int(y0 + th))
-            for d in _detect(image.crop(box), min_score):
-                found.append(Detection(box=(d.box[0] + box[0], d.box[1] + box[1], d.box[2] + box[0],
-                                            d.box[3] + box[1]), score=d.score,
-                                       keypoints=d.keypoints + np.array([box[0], box[1]])))
-    if not found:
-        return []
-    boxes = np.array([f.box for f in found])
-    kps = np.stack([f.keypoints for f in found])
-    scores = np.array([f.score for f in found])
-    return [Detection(box=tuple(float(v) for v in b), score=s, keypoints=k) for b, k, s in weighted_nms(boxes, kps, scores)]
+            found += [_shifted(d, box[0], box[1]) for d in _detect(image.crop(box), min_score)]
+    return _merged(found)
 
 
 def detect_all(image: Image.Image, min_score: float = DETECT_MIN_SCORE, tiling: str = DEFAULT_TILING) -> list[Detection]:
@@ -361,8 +362,7 @@ def detect_all(image: Image.Image, min_score: float = DETECT_MIN_SCORE, tiling: 
         return found
     pad = max(1, int(ALL_FACE_PAD * max(image.size)))
     padded = crop_filled(image, (-pad, -pad, image.width + pad, image.height + pad))
-    return [Detection(box=tuple(v - pad for v in d.box), score=d.score, keypoints=d.keypoints - pad)
-            for d in _detect(padded, min_score)]
+    return [_shifted(d, -pad, -pad) for d in _detect(padded, min_score)]
 
 
 def main_face_crop(image: Image.Image, min_score: float = DETECT_MIN_SCORE) -> Image.Image | None:
