@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/attributes.py [--limit 2000]
 
-- smile: GENKI-4K (the model was trained on SMILEsmileD only: another source);
+- smile and gender, leave one source out (--smile-models, --gender-models): each
+  source scored by a model trained without it;
 - age and gender: the UTKFace validation part (never trained on);
 - the orientation decision on the same UTKFace faces turned 0/90/180/270;
 - with --lfw-gender: gender on a balanced set of LFW faces (another source, never
@@ -53,6 +54,9 @@ def main() -> None:
     ap.add_argument("--smile-models", nargs="*", default=[], metavar="SOURCE=ONNX",
                     help="smile models to score on a source they were not trained on, e.g. "
                          "genki4k_train=runs/smile-smilesmiled/smile.onnx")
+    ap.add_argument("--gender-models", nargs="*", default=[], metavar="SOURCE=ONNX",
+                    help="age/gender models to score on a source they were not trained on (utkface or "
+                         "gender_web), e.g. gender_web=runs/ag-utkface/agegender.onnx")
     ap.add_argument("--smile-only", action="store_true", help="skip the UTKFace part")
     ap.add_argument("--lfw-gender", type=int, default=0, metavar="N",
                     help="also measure gender on N LFW women and N LFW men (needs the bench extra)")
@@ -61,6 +65,7 @@ def main() -> None:
     rng = random.Random(0)
     print(f"command: python benchmarks/attributes.py --limit {args.limit} "
           f"--smile-models {' '.join(args.smile_models)}"
+          + (f" --gender-models {' '.join(args.gender_models)}" if args.gender_models else "")
           + (f" --lfw-gender {args.lfw_gender}" if args.lfw_gender else "") + "\n")
 
     # smile, each source scored by a model that never saw it (leave one source out)
@@ -84,6 +89,8 @@ def main() -> None:
             n += 1
         print(f"| {source} | {model_path} | {n} | {right / n:.1%} | {missed} |")
     print()
+    if args.gender_models:
+        gender_left_out(root, args.gender_models, args.limit, rng)
     if args.lfw_gender:
         lfw_gender(root, args.lfw_gender)
     if args.smile_only:
@@ -127,6 +134,35 @@ def main() -> None:
         print(f"| {k} | {r['n']} | {r['gender'] / r['n']:.1%} | {r['age_ok'] / r['n']:.1%} | "
               f"{r['age_err'] / r['n']:.1f} y | {r['orient'] / r['orient_n']:.2%} |")
     print("\n(group: UTKFace's own race label, used only to split this report; never predicted)")
+
+
+def gender_left_out(root: Path, models: list[str], limit: int, rng: random.Random) -> None:
+    """Gender, each source scored by a model that never saw it (a random sample of
+    the whole source, both its parts), through the run-time path."""
+    from faceup.models.attributes import AgeGenderModel
+    from faceup.models.base import ModelInfo, sha256_of
+
+    print("| gender: held-out source | model trained on | faces | accuracy | women | men | no face found |")
+    print("|---|---|---|---|---|---|---|")
+    for source, model_path in (m.split("=", 1) for m in models):
+        ag = AgeGenderModel(info=ModelInfo("agegender", str(Path(model_path).resolve()), sha256_of(Path(model_path))))
+        if source == "utkface":
+            pairs = [(p, datasets.utkface_labels(p)["gender"]) for s in ("train", "val") for p in datasets.utkface(root, s)]
+        else:
+            pairs = [(p, g) for s in ("train", "val") for p, g in datasets.gender_web(root, s)]
+        pairs = rng.sample([x for x in pairs if x[1] in (0, 1)], min(limit, len(pairs)))
+        right = {0: [0, 0], 1: [0, 0]}
+        missed = 0
+        for p, g in pairs:
+            img = Image.open(p).convert("RGB")
+            crop = faces.main_face_crop(img)
+            missed += crop is None
+            right[g][0] += ag.predict([crop or img])[0][1] == ("male", "female")[g]
+            right[g][1] += 1
+        n = sum(v[1] for v in right.values())
+        print(f"| {source} | {model_path} | {n} | {sum(v[0] for v in right.values()) / n:.1%} | "
+              f"{right[1][0] / max(1, right[1][1]):.1%} | {right[0][0] / max(1, right[0][1]):.1%} | {missed} |")
+    print()
 
 
 def lfw_people_by_gender(root: Path) -> dict[str, list[Path]]:

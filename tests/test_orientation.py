@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
 
+import faceup
 from conftest import turn
 from faceup import calibration, orientation
 from faceup.models.orientation import realign, tta_batch
@@ -100,3 +103,31 @@ def test_read_angle_picks_one_quarter_instead_of_averaging_two():
     q = np.zeros(BINS)
     q[-1], q[1] = 0.5, 0.5  # 355 and 5: one mode across 0
     assert min(read_angle(q), 360 - read_angle(q)) < 1e-6
+
+
+def test_scene_evidence_joins_where_the_classifier_is_unsure_and_no_face_is_found():
+    from faceup import imageio, orientation
+    from faceup.geometry import quarter_turn
+
+    rocket = imageio.read(Path(faceup.__file__).parent / "samples" / "rocket-turned-90.jpg").image  # no face; the classifier alone is unsure
+    for r in (0, 90, 180, 270):
+        turned = quarter_turn(rocket, r)
+        alone = orientation.estimate(turned)  # the default: no scene evidence (see SCENE_STRENGTH)
+        both = orientation.estimate(turned, use_scene=True)
+        assert alone.confidence < orientation.FACE_GATE and alone.faces_found == 0 and not alone.used_scene
+        assert both.used_scene and both.rotation == alone.rotation == (90 + r) % 360
+        # the product of the two experts, renormalised
+        q = orientation.scene_quarters(turned)
+        expected = np.array(alone.scores) * q ** orientation.SCENE_STRENGTH
+        assert np.allclose(both.scores, expected / expected.sum(), atol=1e-4)
+
+
+def test_scene_evidence_is_not_computed_when_the_classifier_is_sure(astronaut_small, monkeypatch):
+    from faceup import orientation
+
+    def boom(image):
+        raise AssertionError("the angle model ran on a picture the classifier was sure of")
+
+    monkeypatch.setattr(orientation, "scene_quarters", boom)
+    o = orientation.estimate(astronaut_small, use_scene=True)
+    assert o.confidence >= orientation.FACE_GATE and not o.used_scene

@@ -74,9 +74,15 @@ def test_held_out_parts_are_never_trained_on(root):
 
     plans = samples.plan_training(root, scale=0.05)
     used = {p for plan in plans for p in plan.paths}
-    held_out = {str(p) for p in datasets.crowds(root, "test") + datasets.scenes(root, "test") + datasets.lfw(root)}
+    held_out = {str(p) for p in datasets.crowds(root, "test") + datasets.scenes(root, "test") + datasets.lfw(root)
+                + datasets.people(root)}
     assert used and not (used & held_out)
-    assert not any("/lfw/" in p or "/smilesmiled/" in p for p in used)
+    assert not any("/lfw/" in p or "/smilesmiled/" in p or "/segmentation/" in p for p in used)
+    # the packs of people are trained on, each without its validation part
+    val = {str(p) for p in datasets.frames68(root, "val")} | {str(p) for p, _ in datasets.gender_web(root, "val")}
+    assert any("/frames68/" in p for p in used) and any("/gender_web/" in p for p in used)
+    assert not (used & val)
+    assert len(datasets.people(root)) >= 100
 
 
 def test_tiny_angle_training_run(root, tmp_path):
@@ -105,7 +111,24 @@ def test_tiny_face_attribute_training_runs(root, tmp_path, task):
                      "--scale", "0.001", "--max-steps", "2", "--batch", "8")
     assert res.returncode == 0, res.stdout + res.stderr
     assert (tmp_path / task / f"{task}.onnx").stat().st_size > 1000
-    watched(tmp_path / task, "val_accuracy" if task == "smile" else "val_gender_accuracy")
+    epochs = watched(tmp_path / task, "val_accuracy" if task == "smile" else "val_gender_accuracy")
+    # every source of the task is trained on by default, and each gets its own validation figure
+    sources = ("smilesmiled", "genki4k_train", "fer2013") if task == "smile" else ("utkface", "gender_web")
+    assert json.loads((tmp_path / task / f"{task}_config.json").read_text())["sources"] == list(sources)
+    assert all(f"val_accuracy_{s}" in epochs[-1] for s in sources), epochs[-1]
+
+
+def test_gender_is_learnt_from_every_source_and_age_only_where_known(root):
+    from faceup.train.attributes import agegender_data
+
+    xs, ages, genders, strata = agegender_data(root, "train", 10)
+    assert xs.shape[1:] == (96, 96, 3) and len(xs) == len(ages) == len(genders) == len(strata) >= 16
+    web = strata // 2 == 1
+    assert web.any() and (~web).any()
+    assert np.isnan(ages[web]).all() and not np.isnan(ages[~web]).any()  # the web faces carry no age
+    assert (strata % 2 == genders).all()
+    with pytest.raises(ValueError, match="unknown gender source"):
+        agegender_data(root, "train", 4, ("celeba",))
 
 
 def test_a_run_killed_mid_way_resumes_from_its_last_epoch(root, tmp_path):

@@ -384,7 +384,7 @@ def evaluate(
     directory: Annotated[Optional[Path], typer.Argument(help="Upright pictures; each sub-directory is reported as a source.",
                          show_default=False)] = None,
     heldout: Annotated[Optional[str], typer.Option("--heldout", help="Evaluate a held-out part of the shared data "
-                       "instead of DIR: faces (LFW), crowds, scenes.")] = None,
+                       "instead of DIR: faces (LFW), crowds, scenes, people (the person-mask photos).")] = None,
     data: Annotated[Optional[Path], typer.Option("--data", envvar="FACEUP_DATA", help="The shared data folder.")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", help="At most this many upright pictures per source.")] = None,
     min_confidence: MinConfidence = None,
@@ -411,7 +411,7 @@ def evaluate(
     if heldout:
         root = datasets.data_root(data)
         pick = {"faces": lambda: datasets.lfw(root), "crowds": lambda: datasets.crowds(root, "test"),
-                "scenes": lambda: datasets.scenes(root, "test")}
+                "scenes": lambda: datasets.scenes(root, "test"), "people": lambda: datasets.people(root)}
         if heldout not in pick:
             _error(f"--heldout must be one of {', '.join(pick)}")
             raise typer.Exit(2)
@@ -513,8 +513,9 @@ def train(
     freeze_blocks: Annotated[int, typer.Option("--freeze-blocks", min=0, max=18, help="Keep the first N "
                              "MobileNetV2 blocks at their ImageNet weights (fewer: slower, more to learn).")] = 7,
     install: Annotated[bool, typer.Option("--install", help="Copy the model into the package registry.")] = False,
-    sources: Annotated[str, typer.Option("--sources", help="With --task smile: folders under smile/ to train on.")]
-    = "smilesmiled,genki4k_train",
+    sources: Annotated[str, typer.Option("--sources", help="With --task smile or agegender: the sources to train "
+                       "on, comma-separated (smile: smilesmiled, genki4k_train, fer2013; agegender: utkface, "
+                       "gender_web). Default: all of them.")] = "",
     samples: Annotated[str, typer.Option("--samples", help="With --task angle: square (a fixed-scale square "
                        "inside the picture for every angle) or inner (the centre of the largest inner "
                        "rectangle, as a cropped turned photo).")] = "square",
@@ -535,8 +536,9 @@ def train(
     validation: their validation parts. angle: upright pictures (DIR, default the
     training part of scenes/intel), turned by random angles; validation: the
     scenes' validation part (with DIR: every tenth picture). smile:
-    smile/{smilesmiled,genki4k_train} (--sources); validation: every tenth face.
-    agegender: faces/utkface; validation: its validation part.
+    smile/{smilesmiled,genki4k_train,fer2013} (--sources); validation: every tenth face.
+    agegender: faces/utkface (age and gender) and faces/gender_web (gender only);
+    validation: their validation parts. Every (source, label) group is drawn equally often.
 
     Every task writes, in --out: metrics.csv and metrics.json (a row per epoch:
     train loss, the validation figures), curves.png, last.pt and best.pt; the
@@ -561,7 +563,8 @@ def train(
 
         onnx_path = train_attributes(AttrConfig(data=str(root), out=str(out_dir), task=task, epochs=epochs,
                                                 max_steps=max_steps, batch=batch, freeze_blocks=freeze_blocks,
-                                                sources=tuple(x.strip() for x in sources.split(",") if x.strip()),
+                                                sources=tuple(x.strip() for x in sources.split(",") if x.strip())
+                                                or None,
                                                 net_size=net_size, resume=resume, patience=patience,
                                                 limit=None if scale >= 1 else max(16, int(20000 * scale))))
         out.print(f"model: {onnx_path}")

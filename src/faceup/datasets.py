@@ -9,7 +9,8 @@ The split rules live here, once, so that `faceup train` never sees what
   asks); of the rest, numbers ending in 3 are a validation part used only to
   calibrate confidence.
 - Scenes: numbers ending in 0 or 5 are held out; ending in 3, validation.
-- UTKFace: a hash of the file name puts 10% into validation.
+- The photos of people of the person-mask pack are held out from orientation training.
+- UTKFace, the web gender faces and the video frames: a hash of the file name puts 10% into validation.
 """
 
 from __future__ import annotations
@@ -87,11 +88,34 @@ def lfw(root: Path) -> list[Path]:
     return list_pictures(root / "faces" / "lfw", recursive=False)
 
 
+def people(root: Path) -> list[Path]:
+    """Whole photos of one or a few people (the person-mask pack): never trained on
+    by the orientation classifier, a held-out set of the kind users send."""
+    return list_pictures(root / "segmentation" / "people" / "images")
+
+
 def genki(root: Path, split: Split) -> list[Path]:
     if split == "test":
         return []
     folder = root / "smile" / "genki4k_train"
     return [p for p in list_pictures(folder) if _split_by_hash(p) == split]
+
+
+def gender_web(root: Path, split: Split) -> list[tuple[Path, int]]:
+    """Adult web faces labelled by gender (0 male, 1 female, as UTKFace); no ages."""
+    if split == "test":
+        return []
+    out = []
+    for label, folder in ((0, "man"), (1, "woman")):
+        out += [(p, label) for p in list_pictures(root / "faces" / "gender_web" / folder) if _split_by_hash(p) == split]
+    return out
+
+
+def frames68(root: Path, split: Split) -> list[Path]:
+    """Video frames of people (the 68-landmark pack), split by a hash of the file name."""
+    if split == "test":
+        return []
+    return [p for p in list_pictures(root / "landmarks" / "frames68", recursive=False) if _split_by_hash(p) == split]
 
 
 def utkface_labels(path: Path) -> dict[str, int | None]:

@@ -354,15 +354,38 @@ def _detect_tiled(image: Image.Image, min_score: float, n: int) -> list[Detectio
     return _merged(found)
 
 
-def detect_all(image: Image.Image, min_score: float = DETECT_MIN_SCORE, tiling: str = DEFAULT_TILING) -> list[Detection]:
+#: What is tried, in order, when no face is found in the picture as it is: grey
+#: room around it (a fraction of its longer side each way), optionally with the
+#: contrast stretched by histogram equalisation (dark, faded or high-contrast
+#: pictures). benchmarks/face_crops.py compares them.
+FALLBACKS: dict[str, tuple[tuple[float, bool], ...]] = {
+    "pad": ((ALL_FACE_PAD, False),),
+    "pads": ((ALL_FACE_PAD, False), (0.6, False)),
+    "pad-eq": ((ALL_FACE_PAD, False), (ALL_FACE_PAD, True)),
+    "pads-eq": ((ALL_FACE_PAD, False), (0.6, False), (ALL_FACE_PAD, True)),
+}
+DEFAULT_FALLBACK = "pad"
+
+
+def _retry(image: Image.Image, min_score: float, pad_fraction: float, equalize: bool) -> list[Detection]:
+    from PIL import ImageOps
+
+    pad = max(1, int(pad_fraction * max(image.size)))
+    seen = ImageOps.equalize(image.convert("L")).convert("RGB") if equalize else image
+    padded = crop_filled(seen, (-pad, -pad, image.width + pad, image.height + pad))
+    return [_shifted(d, -pad, -pad) for d in _detect(padded, min_score)]
+
+
+def detect_all(image: Image.Image, min_score: float = DETECT_MIN_SCORE, tiling: str = DEFAULT_TILING,
+               fallback: str = DEFAULT_FALLBACK) -> list[Detection]:
     """Faces in an upright picture, from both BlazeFace models, merged (in the
     picture's coordinates; a box may reach past the border of a picture that is all face)."""
     found = _detect_tiled(image, min_score, TILINGS[tiling])
-    if found:
-        return found
-    pad = max(1, int(ALL_FACE_PAD * max(image.size)))
-    padded = crop_filled(image, (-pad, -pad, image.width + pad, image.height + pad))
-    return [_shifted(d, -pad, -pad) for d in _detect(padded, min_score)]
+    for pad_fraction, equalize in FALLBACKS[fallback]:
+        if found:
+            break
+        found = _retry(image, min_score, pad_fraction, equalize)
+    return found
 
 
 def main_face_crop(image: Image.Image, min_score: float = DETECT_MIN_SCORE) -> Image.Image | None:

@@ -1,7 +1,11 @@
-"""Train the per-face models: smile (SMILEsmileD) and age + gender (UTKFace).
+"""Train the per-face models: smile, and age + gender, on every source that carries the label.
 
-    faceup train --task smile        # SMILEsmileD and GENKI-4K (--sources to choose)
-    faceup train --task agegender    # held out: the UTKFace validation part
+    faceup train --task smile        # SMILEsmileD, GENKI-4K and FER-2013 (--sources to choose)
+    faceup train --task agegender    # UTKFace (age, gender) and the web faces (gender only)
+
+Every (source, label) group is drawn equally often, so a model learns faces rather
+than one source's size or label prior; `--sources` leaves a source out to measure
+a model on a source it never saw.
 
 Inputs are face crops cut exactly as faceup cuts them at run time: BlazeFace on the
 training picture (with grey room around it when the face fills it), then the
@@ -30,7 +34,7 @@ from torch import nn
 from faceup import datasets
 from faceup.models.attributes import AGE_SCALE, AGEGENDER_SIZE, SMILE_SIZE
 from faceup.train.backbone import export_onnx, total_steps, trainee
-from faceup.train.watch import VAL_LIMIT, Watch, batched
+from faceup.train.watch import Watch, batched
 
 
 @dataclass
@@ -46,8 +50,8 @@ class AttrConfig:
     limit: int | None = None
     seed: int = 0
     threads: int = 2
-    #: smile: folders under smile/ to train on (leave one out to measure a new source)
-    sources: tuple[str, ...] = ("smilesmiled", "genki4k_train")
+    #: sources to train on (leave one out to measure a new source); None: every source of the task
+    sources: tuple[str, ...] | None = None
     #: resize the crops to this size inside the network (None: the crop size)
     net_size: int | None = None
     resume: bool = False
@@ -70,6 +74,9 @@ def _crop(args: tuple[str, int, bool]) -> np.ndarray | None:
 def _cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "faceup" / "crops"
 
+
+#: Validation faces per epoch (a few seconds of inference; enough for a figure per source).
+ATTR_VAL_LIMIT = 4000
 
 #: Bump when the way faces are cut changes (invalidates cached crops).
 CROP_VERSION = 1
@@ -137,20 +144,45 @@ def smile_source(root: Path, source: str) -> tuple[list[Path], np.ndarray]:
     return paths, np.array(labels)
 
 
-def agegender_data(root: Path, split: str, limit: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    paths = []
-    ages, genders = [], []
-    for p in datasets.utkface(root, split):
-        lab = datasets.utkface_labels(p)
-        if lab["age"] is None or lab["gender"] not in (0, 1):
-            continue
-        paths.append(p)
-        ages.append(lab["age"])
-        genders.append(lab["gender"])
-    if limit:
-        paths, ages, genders = paths[:limit], ages[:limit], genders[:limit]
-    xs, kept = _load(paths, AGEGENDER_SIZE, grey=False)
-    return xs, np.array(ages, np.float32)[kept], np.array(genders)[kept]
+#: Every source that carries each label (folders under smile/; face sources for gender).
+SMILE_SOURCES = ("smilesmiled", "genki4k_train", "fer2013")
+GENDER_SOURCES = ("utkface", "gender_web")
+
+
+def agegender_data(root: Path, split: str, limit: int | None,
+                   sources: tuple[str, ...] = GENDER_SOURCES) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Face crops, ages (NaN where the source has none), genders (0 male, 1 female)
+    and strata (source x gender, for balanced sampling and per-source figures)."""
+    xs_all, ages_all, genders_all, strata = [], [], [], []
+    for k, source in enumerate(sources):
+        paths, ages, genders = [], [], []
+        if source == "utkface":
+            for p in datasets.utkface(root, split):
+                lab = datasets.utkface_labels(p)
+                if lab["age"] is None or lab["gender"] not in (0, 1):
+                    continue
+                paths.append(p)
+                ages.append(float(lab["age"]))
+                genders.append(lab["gender"])
+        elif source == "gender_web":
+            for p, g in datasets.gender_web(root, split):
+                paths.append(p)
+                ages.append(float("nan"))
+                genders.append(g)
+        else:
+            raise ValueError(f"unknown gender source {source!r} (known: {', '.join(GENDER_SOURCES)})")
+        if limit:
+            idx = list(range(len(paths)))
+            random.Random(0).shuffle(idx)
+            idx = sorted(idx[:limit])
+            paths, ages, genders = [paths[i] for i in idx], [ages[i] for i in idx], [genders[i] for i in idx]
+        xs, kept = _load(paths, AGEGENDER_SIZE, grey=False)
+        g = np.array(genders, np.int64)[kept]
+        xs_all.append(xs)
+        ages_all.append(np.array(ages, np.float32)[kept])
+        genders_all.append(g)
+        strata.append(2 * k + g)
+    return np.concatenate(xs_all), np.concatenate(ages_all), np.concatenate(genders_all), np.concatenate(strata)
 
 
 def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -171,15 +203,17 @@ def train_attributes(cfg: AttrConfig) -> Path:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     root = Path(cfg.data)
+    sources = cfg.sources or (SMILE_SOURCES if cfg.task == "smile" else GENDER_SOURCES)
+    vstrata = None
     if cfg.task == "smile":
-        xs, ys, strata = smile_data(root, cfg.limit, cfg.sources)
+        xs, ys, strata = smile_data(root, cfg.limit, sources)
         # every tenth face of each (source, label) stratum validates and is not trained on
         rank = np.zeros(len(ys), dtype=int)
         for g in np.unique(strata):
             members = np.flatnonzero(strata == g)
             rank[members] = np.arange(len(members))
         held = rank % 10 == 9
-        vx, vy, vages = xs[held], ys[held], None
+        vx, vy, vages, vstrata = xs[held], ys[held], None, strata[held]
         xs, ys, strata = xs[~held], ys[~held], strata[~held]
         n_out = 2
         # every (source, label) stratum equally often: the sources differ in size
@@ -189,16 +223,19 @@ def train_attributes(cfg: AttrConfig) -> Path:
         weights = torch.from_numpy(1.0 / counts[strata])
         metric = "val_accuracy"
     elif cfg.task == "agegender":
-        xs, ages, ys = agegender_data(root, "train", cfg.limit)
-        vx, vages, vy = agegender_data(root, "val", VAL_LIMIT if cfg.limit is None else max(8, cfg.limit // 8))
-        weights = None
+        xs, ages, ys, strata = agegender_data(root, "train", cfg.limit, sources)
+        vx, vages, vy, vstrata = agegender_data(root, "val", None if cfg.limit is None else max(8, cfg.limit // 8),
+                                                sources)
+        # every (source, gender) group equally often, as for smiles
+        counts = np.bincount(strata)
+        weights = torch.from_numpy(1.0 / counts[strata])
         n_out = 3  # age / AGE_SCALE, gender logits (male, female)
         metric = "val_gender_accuracy"
     else:
         raise ValueError(f"unknown task {cfg.task}")
-    if len(vx) > VAL_LIMIT:
-        pick = np.random.default_rng(cfg.seed).choice(len(vx), VAL_LIMIT, replace=False)
-        vx, vy = vx[pick], vy[pick]
+    if len(vx) > ATTR_VAL_LIMIT:
+        pick = np.random.default_rng(cfg.seed).choice(len(vx), ATTR_VAL_LIMIT, replace=False)
+        vx, vy, vstrata = vx[pick], vy[pick], vstrata[pick]
         vages = None if vages is None else vages[pick]
     print(f"{cfg.task}: {len(xs)} training faces, {len(vx)} validation faces", flush=True)
     total = total_steps(cfg.epochs, len(xs), cfg.batch, cfg.max_steps)
@@ -209,26 +246,35 @@ def train_attributes(cfg: AttrConfig) -> Path:
         """(loss, correct per face) for a batch: smile, or age + gender."""
         if cfg.task == "smile":
             return nn.functional.cross_entropy(out_t, y, label_smoothing=0.05), out_t.argmax(1) == y
-        loss = nn.functional.smooth_l1_loss(out_t[:, 0], age / AGE_SCALE, beta=0.05) * 4 + \
-            nn.functional.cross_entropy(out_t[:, 1:], y, label_smoothing=0.05)
+        known = ~torch.isnan(age)  # sources without ages teach gender only
+        age_loss = nn.functional.smooth_l1_loss(out_t[known, 0], age[known] / AGE_SCALE, beta=0.05) * 4 \
+            if bool(known.any()) else out_t[:, 0].sum() * 0
+        loss = age_loss + nn.functional.cross_entropy(out_t[:, 1:], y, label_smoothing=0.05)
         return loss, out_t[:, 1:].argmax(1) == y
 
     def validate() -> dict[str, float]:
-        loss, correct, age_err = 0.0, 0, 0.0
+        loss, age_err, age_n = 0.0, 0.0, 0
+        right = np.zeros(len(vx), bool)
 
         def part(sl: slice) -> None:
-            nonlocal loss, correct, age_err
+            nonlocal loss, age_err, age_n
             out_t = wrapped(torch.from_numpy(vx[sl]).permute(0, 3, 1, 2).float())
             age = None if vages is None else torch.from_numpy(vages[sl])
             l, ok = losses(out_t, torch.from_numpy(vy[sl]).long(), age)
             loss += float(l) * len(ok)
-            correct += int(ok.sum())
+            right[sl] = ok.numpy()
             if age is not None:
-                age_err += float((out_t[:, 0] * AGE_SCALE - age).abs().sum())
+                known = ~torch.isnan(age)
+                age_err += float((out_t[known, 0] * AGE_SCALE - age[known]).abs().sum())
+                age_n += int(known.sum())
         batched(part, len(vx))
-        figures = {"val_loss": loss / len(vx), metric: correct / len(vx)}
-        if vages is not None:
-            figures["val_age_mae"] = age_err / len(vx)
+        figures = {"val_loss": loss / len(vx), metric: float(right.mean())}
+        for k, source in enumerate(sources):  # the figure of each source on its own
+            mine = vstrata // 2 == k
+            if mine.any():
+                figures[f"val_accuracy_{source}"] = float(right[mine].mean())
+        if age_n:
+            figures["val_age_mae"] = age_err / age_n
         return figures
 
     steps_per_epoch = max(1, len(xs) // cfg.batch)
@@ -265,5 +311,5 @@ def train_attributes(cfg: AttrConfig) -> Path:
     size = SMILE_SIZE if cfg.task == "smile" else AGEGENDER_SIZE
     onnx_path = out / f"{cfg.task}.onnx"
     export_onnx(wrapped, onnx_path, size)
-    (out / f"{cfg.task}_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    (out / f"{cfg.task}_config.json").write_text(json.dumps({**asdict(cfg), "sources": list(sources)}, indent=2))
     return onnx_path

@@ -19,10 +19,22 @@ from faceup.models.orientation import NUM_CLASSES, OrientationModel, log_softmax
 from faceup.train import samples
 
 
+#: Validation kinds, each reported on its own.
+KINDS = ("face", "web face", "frame", "crowd", "scene")
+
+
+def kind_of_path(path: str) -> str:
+    for part, kind in (("/scenes/", "scene"), ("/crowds/", "crowd"), ("/gender_web/", "web face"),
+                       ("/frames68/", "frame")):
+        if part in path:
+            return kind
+    return "face"
+
+
 def calibrate(onnx_path: Path, data_root: Path, size: int, scale: float = 1.0) -> dict:
     plans = samples.plan_validation(data_root, scale=scale)
     squares = samples.build(plans, size)
-    kinds = ["scene" if "/scenes/" in p.paths[0] else "crowd" if "/crowds/" in p.paths[0] else "face" for p in plans]
+    kinds = [kind_of_path(p.paths[0]) for p in plans]
     info = ModelInfo(name="orientation", file=str(onnx_path.resolve()), sha256=sha256_of(onnx_path))
     model = OrientationModel(info=info)
     logits, labels, kind_of = [], [], []
@@ -39,7 +51,7 @@ def calibrate(onnx_path: Path, data_root: Path, size: int, scale: float = 1.0) -
     upright_scenes = (y == 0) & (kind_arr == "scene")
     min_conf = choose_min_confidence(conf[upright_scenes], pred[upright_scenes])
     per_kind = {}
-    for kind in ("face", "crowd", "scene"):
+    for kind in KINDS:
         m = kind_arr == kind
         if m.any():
             confident = conf[m] >= min_conf
