@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from faceup import datasets
-from faceup.calibration import softmax
+from faceup.calibration import reliability, softmax
 from faceup.models import get_model
 from faceup.models.attributes import AGE_SCALE
 from faceup.models.base import ModelInfo, sha256_of
@@ -27,7 +27,7 @@ from faceup.models.preprocess import to_nchw
 from faceup.train.attributes import GENDER_SOURCES, SMILE_SOURCES, agegender_data, smile_data
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from attributes import age_group  # noqa: E402  (the decade groups of the per-group report)
+from attributes import age_group
 
 
 def load(name: str, path: str):
@@ -50,28 +50,37 @@ def smile(root: Path, paths: list[str]) -> None:
     held = rank % 10 == 9
     xs, ys, strata = xs[held], ys[held], strata[held]
     print("| smile model | " + " | ".join(f"{s} ({int((strata // 2 == k).sum())})"
-                                       for k, s in enumerate(SMILE_SOURCES)) + " | mean |")
-    print("|---|" + "---|" * (len(SMILE_SOURCES) + 1))
+                                       for k, s in enumerate(SMILE_SOURCES)) + " | mean | ECE per source |")
+    print("|---|" + "---|" * (len(SMILE_SOURCES) + 2))
     for path in paths:
-        right = softmax(run(load("smile", path), xs)).argmax(1) == ys
+        p = softmax(run(load("smile", path), xs))
+        right = p.argmax(1) == ys
         accs = [right[strata // 2 == k].mean() for k in range(len(SMILE_SOURCES))]
-        print(f"| {path} | " + " | ".join(f"{a:.2%}" for a in accs) + f" | {np.mean(accs):.2%} |", flush=True)
+        rel = {s: reliability(p.max(1)[strata // 2 == k], right[strata // 2 == k])
+               for k, s in enumerate(SMILE_SOURCES)}
+        print(f"| {path} | " + " | ".join(f"{a:.2%}" for a in accs) + f" | {np.mean(accs):.2%} | "
+              + " / ".join(f"{r['ece']:.3f}" for r in rel.values()) + " |", flush=True)
+    return rel
 
 
 def agegender(root: Path, paths: list[str]) -> None:
     xs, ages, genders, strata = agegender_data(root, "val", None, GENDER_SOURCES)
     print("| age/gender model | " + " | ".join(f"gender, {s} ({int((strata // 2 == k).sum())})"
                                             for k, s in enumerate(GENDER_SOURCES))
-          + " | age: right decade group or next (UTKFace) | age mean abs. error |")
-    print("|---|" + "---|" * (len(GENDER_SOURCES) + 2))
+          + " | age: right decade group or next (UTKFace) | age mean abs. error | gender ECE per source |")
+    print("|---|" + "---|" * (len(GENDER_SOURCES) + 3))
     for path in paths:
         out = run(load("agegender", path), xs)
         right = out[:, 1:3].argmax(1) == genders
+        pg = softmax(out[:, 1:3]).max(1)
+        rel = {s: reliability(pg[strata // 2 == k], right[strata // 2 == k]) for k, s in enumerate(GENDER_SOURCES)}
         known = ~np.isnan(ages)
         pred_age = np.clip(out[known, 0] * AGE_SCALE, 0, 110)
         ok = np.mean([abs(age_group(a) - age_group(t)) <= 1 for a, t in zip(pred_age, ages[known])])
         print(f"| {path} | " + " | ".join(f"{right[strata // 2 == k].mean():.2%}" for k in range(len(GENDER_SOURCES)))
-              + f" | {ok:.2%} | {np.abs(pred_age - ages[known]).mean():.2f} y |", flush=True)
+              + f" | {ok:.2%} | {np.abs(pred_age - ages[known]).mean():.2f} y | "
+              + " / ".join(f"{r['ece']:.3f}" for r in rel.values()) + " |", flush=True)
+    return rel
 
 
 def main() -> None:
@@ -79,16 +88,41 @@ def main() -> None:
     ap.add_argument("--smile", nargs="*", default=[], metavar="ONNX")
     ap.add_argument("--agegender", nargs="*", default=[], metavar="ONNX")
     ap.add_argument("--data", default=None)
+    ap.add_argument("--reliability-png", default=None, metavar="PATH",
+                    help="draw the last model's reliability diagram per source (needs the plots extra)")
     args = ap.parse_args()
     root = datasets.data_root(args.data)
     print("command: python benchmarks/attribute_validation.py"
           + (f" --smile {' '.join(args.smile)}" if args.smile else "")
           + (f" --agegender {' '.join(args.agegender)}" if args.agegender else "") + "\n")
+    panels = {}
     if args.smile:
-        smile(root, args.smile)
+        panels.update({f"smile, {k}": v for k, v in smile(root, args.smile).items()})
         print()
     if args.agegender:
-        agegender(root, args.agegender)
+        panels.update({f"gender, {k}": v for k, v in agegender(root, args.agegender).items()})
+    if args.reliability_png:
+        draw(panels, args.reliability_png)
+
+
+def draw(panels: dict[str, dict], path: str) -> None:
+    """One reliability diagram per source: mean confidence against accuracy per bin."""
+    from faceup.evaluate import pyplot
+
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.3), dpi=110, squeeze=False)
+    for ax, (name, rel) in zip(axes[0], panels.items()):
+        ax.plot([0.5, 1], [0.5, 1], "--", color="grey", lw=1)
+        ax.plot([b["confidence"] for b in rel["bins"]], [b["accuracy"] for b in rel["bins"]], "o-")
+        ax.set_xlim(0.48, 1.01)
+        ax.set_ylim(0.2, 1.02)
+        ax.set_xlabel("confidence")
+        ax.set_title(f"{name}\nECE {rel['ece']:.3f}", fontsize=9)
+    axes[0][0].set_ylabel("accuracy")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -22,11 +22,13 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from faceup import datasets, faces, pipeline  # noqa: E402
+from faceup.calibration import reliability  # noqa: E402
 from faceup.evaluate import turned_jpeg  # noqa: E402
 from faceup.models import get_model  # noqa: E402
 from faceup.train.attributes import smile_source  # noqa: E402
@@ -69,8 +71,9 @@ def main() -> None:
           + (f" --lfw-gender {args.lfw_gender}" if args.lfw_gender else "") + "\n")
 
     # smile, each source scored by a model that never saw it (leave one source out)
-    print("| smile: held-out source | model trained on | faces | accuracy | no face detected (whole crop used) |")
-    print("|---|---|---|---|---|")
+    print("| smile: held-out source | model trained on | faces | accuracy | no face detected (whole crop used) | "
+          "accuracy, a face not found counted wrong | ECE |")
+    print("|---|---|---|---|---|---|---|")
     for source, model_path in ((s.split("=")[0], s.split("=")[1]) for s in args.smile_models):
         from faceup.models.attributes import SmileModel
         from faceup.models.base import ModelInfo, sha256_of
@@ -78,16 +81,22 @@ def main() -> None:
         smile = SmileModel(info=ModelInfo("smile", str(Path(model_path).resolve()), sha256_of(Path(model_path))))
         paths, labels = smile_source(root, source)
         idx = rng.sample(range(len(paths)), min(args.limit, len(paths)))
-        right, n, missed = 0, 0, 0
+        right, n, missed, right_found = 0, 0, 0, 0
+        conf, ok = [], []
         for i in idx:
             img = Image.open(paths[i]).convert("RGB")
             crop = faces.main_face_crop(img)
             if crop is None:
                 missed += 1
-                crop = img  # the crop is a face already: use it whole
-            right += int((smile.predict([crop])[0] >= 0.5) == labels[i])
+            p = float(smile.predict([crop or img])[0])  # no face found: the crop is used whole
+            good = int((p >= 0.5) == labels[i])
+            right += good
+            right_found += good if crop is not None else 0
+            conf.append(max(p, 1 - p))
+            ok.append(good)
             n += 1
-        print(f"| {source} | {model_path} | {n} | {right / n:.1%} | {missed} |")
+        ece = reliability(np.array(conf), np.array(ok, bool))["ece"]
+        print(f"| {source} | {model_path} | {n} | {right / n:.1%} | {missed} | {right_found / n:.1%} | {ece:.3f} |")
     print()
     if args.gender_models:
         gender_left_out(root, args.gender_models, args.limit, rng)
@@ -142,8 +151,8 @@ def gender_left_out(root: Path, models: list[str], limit: int, rng: random.Rando
     from faceup.models.attributes import AgeGenderModel
     from faceup.models.base import ModelInfo, sha256_of
 
-    print("| gender: held-out source | model trained on | faces | accuracy | women | men | no face found |")
-    print("|---|---|---|---|---|---|---|")
+    print("| gender: held-out source | model trained on | faces | accuracy | women | men | no face found | ECE |")
+    print("|---|---|---|---|---|---|---|---|")
     for source, model_path in (m.split("=", 1) for m in models):
         ag = AgeGenderModel(info=ModelInfo("agegender", str(Path(model_path).resolve()), sha256_of(Path(model_path))))
         if source == "utkface":
@@ -153,15 +162,22 @@ def gender_left_out(root: Path, models: list[str], limit: int, rng: random.Rando
         pairs = rng.sample([x for x in pairs if x[1] in (0, 1)], min(limit, len(pairs)))
         right = {0: [0, 0], 1: [0, 0]}
         missed = 0
+        conf, ok = [], []
         for p, g in pairs:
             img = Image.open(p).convert("RGB")
             crop = faces.main_face_crop(img)
             missed += crop is None
-            right[g][0] += ag.predict([crop or img])[0][1] == ("male", "female")[g]
+            _, gender, score = ag.predict([crop or img])[0]
+            good = gender == ("male", "female")[g]
+            right[g][0] += good
             right[g][1] += 1
+            conf.append(score)
+            ok.append(good)
         n = sum(v[1] for v in right.values())
+        ece = reliability(np.array(conf), np.array(ok, bool))["ece"]
         print(f"| {source} | {model_path} | {n} | {sum(v[0] for v in right.values()) / n:.1%} | "
-              f"{right[1][0] / max(1, right[1][1]):.1%} | {right[0][0] / max(1, right[0][1]):.1%} | {missed} |")
+              f"{right[1][0] / max(1, right[1][1]):.1%} | {right[0][0] / max(1, right[0][1]):.1%} | {missed} | "
+              f"{ece:.3f} |")
     print()
 
 
