@@ -78,6 +78,10 @@ def test_held_out_parts_are_never_trained_on(root):
                 + datasets.people(root)}
     assert used and not (used & held_out)
     assert not any("/lfw/" in p or "/smilesmiled/" in p or "/segmentation/" in p for p in used)
+    # the packs of people are trained on, each without its validation part
+    val = {str(p) for p in datasets.frames68(root, "val")} | {str(p) for p, _ in datasets.gender_web(root, "val")}
+    assert any("/frames68/" in p for p in used) and any("/gender_web/" in p for p in used)
+    assert not (used & val)
     assert len(datasets.people(root)) >= 100
 
 

@@ -7,8 +7,9 @@ JPEG at its final size (a multiple of 8 and of 16, so the block grid and the
 chroma subsampling look the same after any quarter turn).
 
 Kinds of samples, so that the model sees scenes as well as faces:
-- face crops (UTKFace, GENKI-4K): random crops, any aspect ratio;
+- face crops (UTKFace, GENKI-4K, the web gender faces): random crops, any aspect ratio;
 - crowd and street photos (training part only): whole and random crops;
+- video frames of people (frames68, training part only): whole and random crops;
 - face-free scenes (training part only);
 - synthetic scenes: face crops pasted with soft edges onto face-free scenes at
   many scales, one to six faces.
@@ -96,7 +97,7 @@ def _make(plan: Plan, size: int) -> np.ndarray:
         img = _open(plan.paths[0])
         if plan.kind == "face":
             img = _random_crop(img, rng, 0.55, 1.3)
-        elif plan.kind in ("crowd", "scene"):
+        elif plan.kind in ("crowd", "scene", "frame"):
             if rng.random() < 0.7:
                 img = _random_crop(img, rng, 0.25)
         # "whole": the picture as it is (validation)
@@ -116,14 +117,19 @@ def plan_training(root: Path, seed: int = 0, faces_limit: int = 12000, scale: fl
     genki = [str(p) for p in datasets.genki(root, "train")]
     scenes = [str(p) for p in datasets.scenes(root, "train")]
     crowds = [str(p) for p in datasets.crowds(root, "train")]
+    web = [str(p) for p, _ in datasets.gender_web(root, "train")]
+    frames = [str(p) for p in datasets.frames68(root, "train")]
     rng.shuffle(utk)
     plans: list[Plan] = []
 
     def n(x: float) -> int:
         return max(1, int(x * scale))
 
-    for p in utk[: n(faces_limit)] + genki[: n(len(genki))]:
+    for p in utk[: n(faces_limit)] + genki[: n(len(genki))] + web[: n(len(web))]:
         plans.append(Plan("face", (p,), rng.getrandbits(32)))
+    for _ in range(2):
+        for p in frames[: n(len(frames))]:
+            plans.append(Plan("frame", (p,), rng.getrandbits(32)))
     for _ in range(2):
         for p in scenes[: n(len(scenes))]:
             plans.append(Plan("scene", (p,), rng.getrandbits(32)))
@@ -147,6 +153,8 @@ def plan_validation(root: Path, seed: int = 1, scale: float = 1.0) -> list[Plan]
     scenes = datasets.scenes(root, "val")
     crowds = datasets.crowds(root, "val")
     plans = [Plan("whole", (p,), rng.getrandbits(32)) for p in utk[: max(1, int(1500 * scale))]]
+    extra = [str(p) for p, _ in datasets.gender_web(root, "val")] + [str(p) for p in datasets.frames68(root, "val")]
+    plans += [Plan("whole", (p,), rng.getrandbits(32)) for p in extra[: max(1, int(len(extra) * scale))]]
     plans += [Plan("whole", (str(p),), rng.getrandbits(32)) for p in scenes[: max(1, int(len(scenes) * scale))]]
     plans += [Plan("whole", (str(p),), rng.getrandbits(32)) for p in crowds[: max(1, int(len(crowds) * scale))]]
     return plans
