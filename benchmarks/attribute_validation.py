@@ -24,7 +24,7 @@ from faceup.models import get_model
 from faceup.models.attributes import AGE_SCALE
 from faceup.models.base import ModelInfo, sha256_of
 from faceup.models.preprocess import to_nchw
-from faceup.train.attributes import GENDER_SOURCES, SMILE_SOURCES, agegender_data, smile_data
+from faceup.train.attributes import GENDER_SOURCES, SMILE_SOURCES, agegender_data, smile_data, validation_tenth
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from attributes import age_group
@@ -43,11 +43,7 @@ def run(model, xs: np.ndarray) -> np.ndarray:
 
 def smile(root: Path, paths: list[str]) -> None:
     xs, ys, strata = smile_data(root, None, SMILE_SOURCES)
-    rank = np.zeros(len(ys), dtype=int)
-    for g in np.unique(strata):
-        members = np.flatnonzero(strata == g)
-        rank[members] = np.arange(len(members))
-    held = rank % 10 == 9
+    held = validation_tenth(strata)  # the faces `faceup train --task smile` holds back
     xs, ys, strata = xs[held], ys[held], strata[held]
     print("| smile model | " + " | ".join(f"{s} ({int((strata // 2 == k).sum())})"
                                        for k, s in enumerate(SMILE_SOURCES)) + " | mean | ECE per source |")

@@ -76,11 +76,15 @@ def scenes(root: Path, split: Split) -> list[Path]:
     return [p for p in list_pictures(folder) if _split_by_number(p) == split]
 
 
+def _hashed(paths: list[Path], split: Split) -> list[Path]:
+    """The pictures of a training source in `split` (10% validation by a hash of
+    the name; a training source has no held-out part)."""
+    return [] if split == "test" else [p for p in paths if _split_by_hash(p) == split]
+
+
 def utkface(root: Path, split: Split) -> list[Path]:
-    if split == "test":
-        return []  # UTKFace is a training source; the held-out face source is LFW
-    folder = root / "faces" / "utkface"
-    return [p for p in list_pictures(folder, recursive=False) if _split_by_hash(p) == split]
+    # UTKFace is a training source; the held-out face source is LFW
+    return _hashed(list_pictures(root / "faces" / "utkface", recursive=False), split)
 
 
 def lfw(root: Path) -> list[Path]:
@@ -95,27 +99,18 @@ def people(root: Path) -> list[Path]:
 
 
 def genki(root: Path, split: Split) -> list[Path]:
-    if split == "test":
-        return []
-    folder = root / "smile" / "genki4k_train"
-    return [p for p in list_pictures(folder) if _split_by_hash(p) == split]
+    return _hashed(list_pictures(root / "smile" / "genki4k_train"), split)
 
 
 def gender_web(root: Path, split: Split) -> list[tuple[Path, int]]:
     """Adult web faces labelled by gender (0 male, 1 female, as UTKFace); no ages."""
-    if split == "test":
-        return []
-    out = []
-    for label, folder in ((0, "man"), (1, "woman")):
-        out += [(p, label) for p in list_pictures(root / "faces" / "gender_web" / folder) if _split_by_hash(p) == split]
-    return out
+    return [(p, label) for label, folder in ((0, "man"), (1, "woman"))
+            for p in _hashed(list_pictures(root / "faces" / "gender_web" / folder), split)]
 
 
 def frames68(root: Path, split: Split) -> list[Path]:
     """Video frames of people (the 68-landmark pack), split by a hash of the file name."""
-    if split == "test":
-        return []
-    return [p for p in list_pictures(root / "landmarks" / "frames68", recursive=False) if _split_by_hash(p) == split]
+    return _hashed(list_pictures(root / "landmarks" / "frames68", recursive=False), split)
 
 
 def utkface_labels(path: Path) -> dict[str, int | None]:

@@ -133,6 +133,15 @@ def smile_data(root: Path, limit: int | None, sources: tuple[str, ...]) -> tuple
     return np.concatenate(xs_all), np.concatenate(ys_all), np.concatenate(strata)
 
 
+def validation_tenth(strata: np.ndarray) -> np.ndarray:
+    """Every tenth face of each (source, label) stratum: validates, never trained on."""
+    rank = np.zeros(len(strata), dtype=int)
+    for g in np.unique(strata):
+        members = np.flatnonzero(strata == g)
+        rank[members] = np.arange(len(members))
+    return rank % 10 == 9
+
+
 def smile_source(root: Path, source: str) -> tuple[list[Path], np.ndarray]:
     """Every crop of one smile source (to test a model that never saw it)."""
     base = root / "smile" / source
@@ -207,12 +216,7 @@ def train_attributes(cfg: AttrConfig) -> Path:
     vstrata = None
     if cfg.task == "smile":
         xs, ys, strata = smile_data(root, cfg.limit, sources)
-        # every tenth face of each (source, label) stratum validates and is not trained on
-        rank = np.zeros(len(ys), dtype=int)
-        for g in np.unique(strata):
-            members = np.flatnonzero(strata == g)
-            rank[members] = np.arange(len(members))
-        held = rank % 10 == 9
+        held = validation_tenth(strata)
         vx, vy, vages, vstrata = xs[held], ys[held], None, strata[held]
         xs, ys, strata = xs[~held], ys[~held], strata[~held]
         n_out = 2
