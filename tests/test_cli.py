@@ -184,6 +184,33 @@ def test_fix_output_name_chooses_the_format(tmp_path, astronaut_small):
     assert Image.open(tmp_path / "out.png").format == "PNG"
 
 
+def test_without_the_heic_extra_heic_is_read_and_writing_it_names_the_extra(tmp_path, astronaut):
+    # pillow-heif (the heic extra, with the HEVC encoder) blocked: pi-heif of the core install reads HEIC
+    pytest.importorskip("pillow_heif", reason="making the HEIC input needs the heic extra")
+    fake = tmp_path / "blocked" / "pillow_heif"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('not installed', name='pillow_heif')\n")
+    src = tmp_path / "in.heic"
+    turn(astronaut, 90).save(src, "HEIF", quality=90)
+    before = src.read_bytes()
+    env_path = os.environ.get("PYTHONPATH", "")
+    os.environ["PYTHONPATH"] = f"{tmp_path / 'blocked'}:{env_path}"
+    try:
+        pred = faceup_cli("predict", "--json", str(src))
+        fixed = faceup_cli("fix", str(src), "-o", str(tmp_path / "out.heic"))
+        as_jpeg = faceup_cli("fix", str(src), "-o", str(tmp_path / "out.jpg"))
+    finally:
+        os.environ["PYTHONPATH"] = env_path
+    assert pred.returncode == 0, pred.stderr
+    assert json.loads(pred.stdout)["rotation"] == 90
+    assert fixed.returncode != 0
+    assert "pip install 'faceup[heic]'" in " ".join(fixed.stderr.split())
+    assert "Traceback" not in fixed.stderr
+    assert not (tmp_path / "out.heic").exists() and src.read_bytes() == before
+    assert as_jpeg.returncode == 0, as_jpeg.stderr
+    assert Image.open(tmp_path / "out.jpg").size == astronaut.size
+
+
 @pytest.mark.parametrize("blocked, args, extra", [
     ("matplotlib", ["evaluate", "{dir}", "--confusion", "{dir}/cm.png"], "plots"),
     ("torch", ["train", "--task", "smile", "--out", "{dir}/run"], "train"),

@@ -131,3 +131,23 @@ def test_scene_evidence_is_not_computed_when_the_classifier_is_sure(astronaut_sm
     monkeypatch.setattr(orientation, "scene_quarters", boom)
     o = orientation.estimate(astronaut_small, use_scene=True)
     assert o.confidence >= orientation.FACE_GATE and not o.used_scene
+
+
+def test_predict_iter_answers_in_order_with_chunks_judged_at_once(astronaut_small):
+    # 4 chunks of 3 judged two at a time: the answers come in input order, a bad
+    # picture is an error in its own place, and they equal one-at-a-time answers
+    from conftest import jpeg_bytes
+    from faceup import pipeline
+
+    rotations = [0, 90, 180, 270] * 2 + [90, 0, 270]
+    sources = [jpeg_bytes(turn(astronaut_small, r)) for r in rotations]
+    sources.insert(5, b"not a picture")
+    names = [f"p{i}" for i in range(len(sources))]
+    together = list(pipeline.predict_iter(sources, paths=names, workers=2, chunk=3))
+    alone = list(pipeline.predict_iter(sources, paths=names, workers=1, chunk=1))
+    assert [p.path for p in together] == names
+    assert together[5].error and together[5].rotation is None
+    expected = rotations[:5] + [None] + rotations[5:]
+    assert [p.rotation for p in together] == expected
+    assert [(p.rotation, round(p.confidence or 0, 6)) for p in together] == \
+        [(p.rotation, round(p.confidence or 0, 6)) for p in alone]

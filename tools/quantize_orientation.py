@@ -21,9 +21,6 @@ import random
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
-from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from faceup import datasets
 from faceup.models.base import WEIGHTS, sha256_of
@@ -31,17 +28,10 @@ from faceup.models.orientation import INPUT_SIZE
 from faceup.models.preprocess import to_nchw
 from faceup.train import samples
 from faceup.train.calibrate import calibrate, install
+from faceup.train.quantize import quantize_int8
 
 #: Validation squares used for the activation ranges (each in four turns).
 CALIBRATION_SQUARES = 256
-
-
-class Squares(CalibrationDataReader):
-    def __init__(self, squares: np.ndarray, input_name: str):
-        self.batches = iter([{input_name: to_nchw(np.rot90(sq, k)[None])} for sq in squares for k in range(4)])
-
-    def get_next(self):
-        return next(self.batches, None)
 
 
 def main() -> None:
@@ -57,13 +47,8 @@ def main() -> None:
     plans = samples.plan_validation(root)
     random.Random(0).shuffle(plans)
     squares = samples.build(plans[:CALIBRATION_SQUARES], INPUT_SIZE)
-    name = ort.InferenceSession(str(args.model)).get_inputs()[0].name
-    pre = args.out / "pre.onnx"
-    quant_pre_process(str(args.model), str(pre))
-    out = args.out / "orientation.onnx"
-    quantize_static(str(pre), str(out), Squares(squares, name), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-    pre.unlink()
+    out = quantize_int8(args.model, args.out / "orientation.onnx",
+                        (to_nchw(np.rot90(sq, k)[None]) for sq in squares for k in range(4)))
 
     float_meta = calibrate(args.model, root, INPUT_SIZE)
     int8_meta = calibrate(out, root, INPUT_SIZE)

@@ -43,14 +43,16 @@ MaxPixels = Annotated[int, typer.Option("--max-pixels", envvar="FACEUP_MAX_PIXEL
                                         help="Refuse pictures with more pixels, every frame and page counted "
                                              "(decompression-bomb guard).")]
 Workers = Annotated[Optional[int], typer.Option("--workers", min=1, help="Threads that decode and encode "
-                                                "pictures beside the inference (default: every core).")]
+                                                "pictures, and chunks of pictures judged at once, each on one "
+                                                "onnxruntime thread (default: every core).")]
 
 
 def _use_threads(workers: int | None) -> None:
-    """Inference on one onnxruntime thread, decoding on `workers` threads beside it:
-    on two cores that measured faster than onnxruntime's own threads (3.6 against
-    4.2 ms a picture, benchmarks/throughput.py's web set): the network is small
-    and its threads fight the decoders."""
+    """Each inference on one onnxruntime thread, `workers` of them at once beside
+    the decoding threads: on two cores that measured faster than onnxruntime's own
+    threads (3.6 against 4.2 ms a picture with one chunk judged at a time,
+    benchmarks/throughput.py's web set): the network is small and its threads
+    fight the decoders."""
     from faceup.models import base
 
     base.set_threads(1)

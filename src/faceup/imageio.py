@@ -1,7 +1,9 @@
 """Read any picture as it is displayed; write it back turned, keeping what it had.
 
-- Formats are recognised by content (Pillow's own sniffing, pillow-heif for
-  HEIC/HEIF), never by file name.
+- Formats are recognised by content (Pillow's own sniffing, pi-heif or
+  pillow-heif for HEIC/HEIF), never by file name. Reading HEIC/HEIF needs only the
+  core install (pi-heif: libheif and the libde265 decoder, LGPL); writing it needs
+  the `heic` extra (pillow-heif, which carries the x265 encoder, GPL, 22 MB).
 - The EXIF Orientation tag (all 8 values, mirrored ones included) is applied on
   reading: every answer faceup gives describes the picture *as displayed*.
 - Writing keeps the format, the ICC profile and the EXIF block, with Orientation
@@ -24,7 +26,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-import pillow_heif
 from jpegtran import JPEGImage
 from PIL import Image, JpegImagePlugin, UnidentifiedImageError
 
@@ -32,6 +33,7 @@ from faceup.errors import (
     DecompressionBombError,
     EmptyFileError,
     FaceupError,
+    MissingExtraError,
     NotAPictureError,
     TruncatedPictureError,
     UnfaithfulWriteError,
@@ -39,7 +41,15 @@ from faceup.errors import (
     shown,
 )
 
-pillow_heif.register_heif_opener()
+try:  # the heic extra: reads and writes HEIC/HEIF
+    import pillow_heif as _heif
+
+    HEIF_WRITES = True
+except ImportError:  # the core install: reads them
+    import pi_heif as _heif
+
+    HEIF_WRITES = False
+_heif.register_heif_opener()
 
 T = Image.Transpose
 
@@ -273,7 +283,12 @@ def _decode(im: Image.Image, data: bytes, max_pixels: int, reduce_to: int | None
     subsampling = JpegImagePlugin.get_sampling(im) if fmt == "JPEG" else -1
 
     op = EXIF_TRANSPOSE[orientation]
-    shown_image = im.transpose(op) if op is not None else im.copy()
+    if op is not None:
+        shown_image = im.transpose(op)
+    elif getattr(im, "n_frames", 1) == 1:
+        shown_image = im  # decoded and never seeked again: no copy needed (a quarter of a ms on a web photo)
+    else:
+        shown_image = im.copy()  # frames are read from `im` later
     return Picture(
         image=shown_image, format=fmt, exif_orientation=orientation, data=data,
         icc_profile=im.info.get("icc_profile"), exif=exif if len(exif) else None,
@@ -640,6 +655,10 @@ def encode(
             return transform(frame)
         return frame if turn is None else frame.transpose(turn)
 
+    if fmt == "HEIF" and not HEIF_WRITES:
+        raise MissingExtraError("writing HEIC/HEIF needs the heic extra (the HEVC encoder): "
+                                "pip install 'faceup[heic]', or choose another output format (--format jpeg, "
+                                "png, ...); nothing was written")
     n_frames = 1 if image is not None else picture.n_frames
     if n_frames > 1 and fmt not in MULTI_FRAME_FORMATS:
         raise UnfaithfulWriteError(

@@ -6,8 +6,9 @@ The CLI and the HTTP server are thin doors over `predict` and `fix`.
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -260,16 +261,22 @@ def fix_iter(sources: Sequence[Source], options: Options | None = None,
 def _iter(sources, options, paths, workers, chunk, for_fix):
     options = options or Options()
     paths = _paths(sources, paths)
-    with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
-        def reads(start: int) -> list:
-            return [pool.submit(_read, s, options, for_fix) for s in sources[start:start + chunk]]
+    n = workers or os.cpu_count() or 1
+    # n threads decode; n chunks are judged at once (onnxruntime runs each on one
+    # thread and releases the GIL), so every core infers as well as decodes
+    with ThreadPoolExecutor(n) as pool, ThreadPoolExecutor(n) as judges:
+        def judged(start: int) -> Future:
+            reads = [pool.submit(_read, s, options, for_fix) for s in sources[start:start + chunk]]
+            return judges.submit(lambda: _guarded([f.result() for f in reads], options,
+                                                  paths[start:start + chunk], pool, for_fix))
 
-        ahead = reads(0)
+        pending: deque[Future] = deque()
         for start in range(0, len(sources), chunk):
-            pictures = [f.result() for f in ahead]
-            ahead = reads(start + chunk)  # the next chunk is decoded beside this one's inference
-            names = paths[start:start + chunk]
-            yield from _guarded(pictures, options, names, pool, for_fix)
+            pending.append(judged(start))
+            if len(pending) > n:  # at most n + 1 chunks in memory; answers in order
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
 
 
 def _guarded(pictures: list, options: Options, paths: list[str | None], pool: Executor, for_fix: bool) -> list:

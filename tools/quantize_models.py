@@ -1,0 +1,119 @@
+"""int8 versions of the smile, age/gender and generic angle models (issue 14: a
+smaller install; static QDQ int8 with per-channel weights, as the orientation
+classifier), with the float and int8 models compared on validation data.
+
+    .venv/bin/python tools/quantize_models.py smile agegender angle --out runs/int8
+    .venv/bin/python benchmarks/attribute_validation.py --smile shipped runs/int8/smile.onnx \
+        --agegender shipped runs/int8/agegender.onnx
+    .venv/bin/python tools/quantize_models.py angle --out runs/int8 --compare   # validation scenes, 5 angles
+    .venv/bin/python tools/quantize_models.py smile --out runs/int8 --install   # once the rule is met
+
+Activation ranges: 512 inputs from each model's training part (smile and
+age/gender: training faces cut as at run time; angle: training scenes turned by
+random angles). The rule for keeping each model was written before any figure was
+read (README, "Install size").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+
+from faceup import datasets
+from faceup.models import get_model
+from faceup.models.base import WEIGHTS, ModelInfo, _registry_entries, sha256_of
+from faceup.models.preprocess import to_nchw
+from faceup.train.calibrate import install
+from faceup.train.quantize import quantize_dynamic_int8, quantize_int8
+
+CALIBRATION_INPUTS = 512
+BATCH = 32
+
+
+def calibration_inputs(name: str, root: Path) -> np.ndarray:
+    """CALIBRATION_INPUTS uint8 NHWC inputs from the training part of `name`'s data."""
+    if name == "smile":
+        from faceup.train.attributes import SMILE_SOURCES, smile_data, validation_tenth
+
+        xs, _, strata = smile_data(root, None, SMILE_SOURCES)
+        xs = xs[~validation_tenth(strata)]
+    elif name == "agegender":
+        from faceup.train.attributes import GENDER_SOURCES, agegender_data
+
+        xs = agegender_data(root, "train", None, GENDER_SOURCES)[0]
+    elif name == "angle":
+        from faceup.models.angle import INPUT_SIZE
+        from faceup.train.angle import build
+
+        paths = datasets.scenes(root, "train")
+        random.Random(0).shuffle(paths)
+        return build(paths[:CALIBRATION_INPUTS], 1, INPUT_SIZE, seed=0)[0]
+    else:
+        raise SystemExit(f"unknown model {name!r}: smile, agegender or angle")
+    pick = np.random.default_rng(0).choice(len(xs), min(CALIBRATION_INPUTS, len(xs)), replace=False)
+    return xs[np.sort(pick)]
+
+
+def angle_on_validation(model_path: Path | None, root: Path, draws: int = 5) -> dict:
+    """The angle model (the shipped one, or `model_path`) on the validation scenes,
+    `draws` random angles each, as `faceup evaluate --task angle` measures it."""
+    from faceup.evaluate import evaluate_angles
+    from faceup.models import base
+
+    if model_path is not None:
+        cls = type(get_model("angle"))
+        base._instances["angle"] = cls(info=ModelInfo("angle", str(model_path.resolve()), sha256_of(model_path)))
+    try:
+        return evaluate_angles("validation scenes", datasets.scenes(root, "val"), draws=draws)
+    finally:
+        base._instances.pop("angle", None)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("models", nargs="+", choices=["smile", "agegender", "angle"])
+    ap.add_argument("--out", type=Path, default=Path("runs/int8"))
+    ap.add_argument("--data", type=Path, default=None)
+    ap.add_argument("--compare", action="store_true", help="angle: float and int8 on the validation scenes")
+    ap.add_argument("--install", action="store_true", help="put the int8 model (already made) in the package")
+    ap.add_argument("--dynamic", action="store_true", help="dynamic quantization (int8 weights, no calibration)")
+    args = ap.parse_args()
+    root = datasets.data_root(args.data)
+    entries = _registry_entries()
+    for name in args.models:
+        out = args.out / f"{name}.onnx"
+        if args.install:
+            meta = dict(entries[name].meta)
+            meta["quantized"] = json.loads((args.out / f"{name}.json").read_text())
+            print(f"installed as {install(out, meta, name=name)}")
+            continue
+        if not out.exists() and args.dynamic:
+            src = WEIGHTS / entries[name].file
+            quantize_dynamic_int8(src, out)
+            (args.out / f"{name}.json").write_text(json.dumps(
+                {"from_sha256": sha256_of(src), "format": "dynamic int8 (weights per channel)",
+                 "tool": "tools/quantize_models.py --dynamic"}, indent=2))
+            print(f"{name}: {src.stat().st_size / 1e6:.1f} MB -> {out.stat().st_size / 1e6:.1f} MB ({out})")
+        elif not out.exists():
+            src = WEIGHTS / entries[name].file
+            xs = calibration_inputs(name, root)
+            quantize_int8(src, out, (to_nchw(xs[i:i + BATCH]) for i in range(0, len(xs), BATCH)))
+            (args.out / f"{name}.json").write_text(json.dumps(
+                {"from_sha256": sha256_of(src), "format": "QDQ int8, per-channel weights",
+                 "calibration_inputs": int(len(xs)), "tool": "tools/quantize_models.py"}, indent=2))
+            print(f"{name}: {src.stat().st_size / 1e6:.1f} MB -> {out.stat().st_size / 1e6:.1f} MB ({out})")
+        if args.compare and name == "angle":
+            print("| angle model | validation scenes x angles | mean error | median error | within 5° |")
+            print("|---|---|---|---|---|")
+            for label, path in (("shipped (float)", None), ("int8", out)):
+                r = angle_on_validation(path, root)
+                print(f"| {label} | {r['cases']} | {r['mean_error']:.2f}° | {r['median_error']:.2f}° | "
+                      f"{r['within_5']:.2%} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
