@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 import faceup
-from conftest import turn
-from faceup import calibration, orientation
+from conftest import jpeg_bytes, turn
+from faceup import calibration, orientation, pipeline
 from faceup.models.orientation import realign, tta_batch
 
 
@@ -136,9 +136,6 @@ def test_scene_evidence_is_not_computed_when_the_classifier_is_sure(astronaut_sm
 def test_predict_iter_answers_in_order_with_chunks_judged_at_once(astronaut_small):
     # 4 chunks of 3 judged two at a time: the answers come in input order, a bad
     # picture is an error in its own place, and they equal one-at-a-time answers
-    from conftest import jpeg_bytes
-    from faceup import pipeline
-
     rotations = [0, 90, 180, 270] * 2 + [90, 0, 270]
     sources = [jpeg_bytes(turn(astronaut_small, r)) for r in rotations]
     sources.insert(5, b"not a picture")

@@ -104,7 +104,7 @@ def main() -> None:
             quantize_int8(src, out, (to_nchw(xs[i:i + BATCH]) for i in range(0, len(xs), BATCH)))
             (args.out / f"{name}.json").write_text(json.dumps(
                 {"from_sha256": sha256_of(src), "format": "QDQ int8, per-channel weights",
-                 "calibration_inputs": int(len(xs)), "tool": "tools/quantize_models.py"}, indent=2))
+                 "calibration_inputs": len(xs), "tool": "tools/quantize_models.py"}, indent=2))
             print(f"{name}: {src.stat().st_size / 1e6:.1f} MB -> {out.stat().st_size / 1e6:.1f} MB ({out})")
         if args.compare and name == "angle":
             print("| angle model | validation scenes x angles | mean error | median error | within 5° |")
