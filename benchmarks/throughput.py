@@ -13,8 +13,9 @@ scaled to at most 512 px, JPEG q90; "phone": the first `--phone` of them
 enlarged to 4000x3000 (12 MP), JPEG q90, where the floor is a full-size decode;
 "web-many": `--copies` copies of "web" (2,166 pictures by default), where
 `faceup batch --report-only` on a local Ray is compared with `faceup predict`.
-Each row is one whole process (`time` of the command, start-up included),
-except dlib, timed in this process (start-up excluded, which flatters it).
+Each row is a whole process (`time` of the command, start-up included; the
+median of `--repeat` runs for the floor and `faceup predict`, one run of the batch
+job), except dlib, timed in this process (start-up excluded, which flatters it).
 """
 
 from __future__ import annotations
@@ -62,6 +63,12 @@ def timed(cmd: list[str], env: dict | None = None) -> tuple[float, str]:
     return time.perf_counter() - t, res.stdout
 
 
+def median_timed(cmd: list[str], repeat: int) -> tuple[float, str]:
+    """The median of `repeat` whole-process runs (runs differ by about 10% here)."""
+    runs = [timed(cmd) for _ in range(repeat)]
+    return float(np.median([sec for sec, _ in runs])), runs[-1][1]
+
+
 def dlib_voting(folder: Path, limit: int) -> float | None:
     try:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -81,6 +88,7 @@ def main() -> None:
     ap.add_argument("--phone", type=int, default=24, help="12 MP pictures to make")
     ap.add_argument("--dlib", type=int, default=60, help="web pictures timed with dlib HOG voting (0: none)")
     ap.add_argument("--copies", type=int, default=6, help="copies of the web set in web-many (for the batch job)")
+    ap.add_argument("--repeat", type=int, default=5, help="runs of each floor and predict row (median)")
     ap.add_argument("--data", default=None)
     args = ap.parse_args()
     root = datasets.data_root(args.data)
@@ -91,12 +99,12 @@ def main() -> None:
         same = None
         for name, folder in sets.items():
             n = len(list(folder.iterdir()))
-            floor, _ = timed([sys.executable, "-c", FLOOR, str(folder)])
+            floor, _ = median_timed([sys.executable, "-c", FLOOR, str(folder)], args.repeat)
             rows.append((name, "Pillow decode loop (the floor)", n, floor, floor))
             if name != "web-many":
-                one, _ = timed([faceup, "predict", "--json", str(folder), "--workers", "1"])
+                one, _ = median_timed([faceup, "predict", "--json", str(folder), "--workers", "1"], args.repeat)
                 rows.append((name, "faceup predict --json DIR --workers 1", n, one, floor))
-            every, out = timed([faceup, "predict", "--json", str(folder)])
+            every, out = median_timed([faceup, "predict", "--json", str(folder)], args.repeat)
             rows.append((name, "faceup predict --json DIR (every core)", n, every, floor))
             if name == "web-many":
                 same = {json.loads(x)["path"]: json.loads(x)["rotation"] for x in out.splitlines()}
@@ -113,7 +121,7 @@ def main() -> None:
                 (empty / "one.jpg").write_bytes(next(folder.iterdir()).read_bytes())
                 ray_start, _ = timed([faceup, "batch", str(empty), "--report-only", "--table",
                                       str(Path(tmp) / "e.parquet")], env=ray_env)
-                single, _ = timed([faceup, "predict", "--json", str(empty / "one.jpg")])
+                single, _ = median_timed([faceup, "predict", "--json", str(empty / "one.jpg")], args.repeat)
                 per_dlib = dlib_voting(sets["web"], args.dlib) if args.dlib else None
     print("command: python benchmarks/throughput.py " + " ".join(sys.argv[1:]))
     print("| set | what | pictures | seconds | pictures/s | ms a picture | x the floor |")

@@ -22,6 +22,7 @@ import random
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 
 from faceup import datasets
 from faceup.models import get_model
@@ -34,8 +35,8 @@ CALIBRATION_INPUTS = 512
 BATCH = 32
 
 
-def calibration_inputs(name: str, root: Path) -> np.ndarray:
-    """CALIBRATION_INPUTS uint8 NHWC inputs from the training part of `name`'s data."""
+def calibration_inputs(name: str, root: Path, size: int) -> np.ndarray:
+    """CALIBRATION_INPUTS uint8 NHWC inputs (size x size) from the training part of `name`'s data."""
     if name == "smile":
         from faceup.train.attributes import SMILE_SOURCES, smile_data, validation_tenth
 
@@ -46,12 +47,11 @@ def calibration_inputs(name: str, root: Path) -> np.ndarray:
 
         xs = agegender_data(root, "train", None, GENDER_SOURCES)[0]
     elif name == "angle":
-        from faceup.models.angle import INPUT_SIZE
         from faceup.train.angle import build
 
         paths = datasets.scenes(root, "train")
         random.Random(0).shuffle(paths)
-        return build(paths[:CALIBRATION_INPUTS], 1, INPUT_SIZE, seed=0)[0]
+        return build(paths[:CALIBRATION_INPUTS], 1, size, seed=0)[0]
     else:
         raise SystemExit(f"unknown model {name!r}: smile, agegender or angle")
     pick = np.random.default_rng(0).choice(len(xs), min(CALIBRATION_INPUTS, len(xs)), replace=False)
@@ -81,6 +81,8 @@ def main() -> None:
     ap.add_argument("--compare", action="store_true", help="angle: float and int8 on the validation scenes")
     ap.add_argument("--install", action="store_true", help="put the int8 model (already made) in the package")
     ap.add_argument("--dynamic", action="store_true", help="dynamic quantization (int8 weights, no calibration)")
+    ap.add_argument("--src", type=Path, default=None, help="a float model to quantize instead of the shipped one "
+                    "(one model name)")
     args = ap.parse_args()
     root = datasets.data_root(args.data)
     entries = _registry_entries()
@@ -91,16 +93,16 @@ def main() -> None:
             meta["quantized"] = json.loads((args.out / f"{name}.json").read_text())
             print(f"installed as {install(out, meta, name=name)}")
             continue
+        src = args.src or WEIGHTS / entries[name].file
         if not out.exists() and args.dynamic:
-            src = WEIGHTS / entries[name].file
             quantize_dynamic_int8(src, out)
             (args.out / f"{name}.json").write_text(json.dumps(
                 {"from_sha256": sha256_of(src), "format": "dynamic int8 (weights per channel)",
                  "tool": "tools/quantize_models.py --dynamic"}, indent=2))
             print(f"{name}: {src.stat().st_size / 1e6:.1f} MB -> {out.stat().st_size / 1e6:.1f} MB ({out})")
         elif not out.exists():
-            src = WEIGHTS / entries[name].file
-            xs = calibration_inputs(name, root)
+            size = ort.InferenceSession(str(src)).get_inputs()[0].shape[2]
+            xs = calibration_inputs(name, root, size)
             quantize_int8(src, out, (to_nchw(xs[i:i + BATCH]) for i in range(0, len(xs), BATCH)))
             (args.out / f"{name}.json").write_text(json.dumps(
                 {"from_sha256": sha256_of(src), "format": "QDQ int8, per-channel weights",
@@ -109,7 +111,7 @@ def main() -> None:
         if args.compare and name == "angle":
             print("| angle model | validation scenes x angles | mean error | median error | within 5° |")
             print("|---|---|---|---|---|")
-            for label, path in (("shipped (float)", None), ("int8", out)):
+            for label, path in (("shipped", None), (f"float {src}", src), ("int8", out)):
                 r = angle_on_validation(path, root)
                 print(f"| {label} | {r['cases']} | {r['mean_error']:.2f}° | {r['median_error']:.2f}° | "
                       f"{r['within_5']:.2%} |", flush=True)

@@ -524,7 +524,8 @@ def train(
     samples_per_picture: Annotated[int, typer.Option("--samples-per-picture", min=1, help="With --task angle: "
                                    "rotated samples cut from each picture.")] = 12,
     net_size: Annotated[Optional[int], typer.Option("--net-size", min=32, max=512, help="With --task smile or "
-                        "agegender: resize the face crop to this size inside the network.")] = None,
+                        "agegender: resize the face crop to this size inside the network. With --task angle: "
+                        "the side of the network's input square (default 96).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Go on from the run folder's last epoch (last.pt), "
                       "e.g. after the run was killed.")] = False,
     patience: Annotated[int, typer.Option("--patience", min=1, help="Stop early after this many epochs "
@@ -596,12 +597,14 @@ def train(
                                             max_steps=max_steps, batch=batch, limit=limit,
                                             freeze_blocks=freeze_blocks, samples=samples,
                                             samples_per_picture=samples_per_picture, resume=resume,
-                                            patience=patience, val_paths=val_paths), paths)
+                                            patience=patience, val_paths=val_paths,
+                                            **({"size": net_size} if net_size else {})), paths)
         out.print(f"model: {onnx_path}")
         if install:
             from faceup.models.angle import INPUT_SIZE
 
-            out.print(f"installed as {cal.install(onnx_path, {'input_size': INPUT_SIZE}, name='angle')}")
+            size = net_size or INPUT_SIZE
+            out.print(f"installed as {cal.install(onnx_path, {'input_size': size}, name='angle')}")
         return
 
     from faceup.train.orientation import TrainConfig

@@ -35,13 +35,19 @@ def centre_square(img: Image.Image, size: int = INPUT_SIZE) -> np.ndarray:
 class AngleModel(Model):
     name = "angle"
 
+    @property
+    def input_size(self) -> int:
+        """The side of the square the network takes (its ONNX input's height)."""
+        side = self.session.get_inputs()[0].shape[2]
+        return side if isinstance(side, int) else INPUT_SIZE
+
     def posterior(self, img: Image.Image, tta: bool = True) -> np.ndarray:
         """The probability of each of the BINS angles (clockwise from 0).
 
         With tta, the posterior is averaged over the eight exact quarter turns and
         mirror images of the picture, each realigned (a quarter turn shifts the
         angle by 90 degrees, a mirror negates it)."""
-        sq = centre_square(img)
+        sq = centre_square(img, self.input_size)
         if not tta:
             variants = [sq]
         else:
