@@ -31,19 +31,10 @@ from faceup import datasets, faces, pipeline  # noqa: E402
 from faceup.calibration import reliability  # noqa: E402
 from faceup.evaluate import turned_jpeg  # noqa: E402
 from faceup.models import get_model  # noqa: E402
+from faceup.models.attributes import AGE_GROUPS, age_group  # noqa: E402
 from faceup.train.attributes import smile_source  # noqa: E402
 
 RACES = {0: "White", 1: "Black", 2: "Asian", 3: "Indian", 4: "Others"}
-AGE_GROUPS = [(0, 2), (3, 9), (10, 19), (20, 29), (30, 39), (40, 49), (50, 59), (60, 69), (70, 200)]
-
-
-def age_group(age: float) -> int:
-    for i, (lo, hi) in enumerate(AGE_GROUPS):
-        if lo <= age <= hi:
-            return i
-    return len(AGE_GROUPS) - 1
-
-
 def group_name(i: int) -> str:
     lo, hi = AGE_GROUPS[i]
     return f"{lo}+" if hi >= 200 else f"{lo}-{hi}"

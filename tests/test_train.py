@@ -240,3 +240,24 @@ def test_smile_training_faces_are_cut_as_at_run_time_and_balanced(root):
     assert {0, 1} <= set(strata.tolist()) or {2, 3} <= set(strata.tolist())
     # cut around a detected face, grey where the crop leaves the picture (not the raw 64x64 file)
     assert (np.abs(xs.astype(int) - 128) <= 2).all(axis=-1).any()
+
+
+def test_balanced_ages_draw_every_age_group_of_a_stratum_equally_often():
+    from faceup.models.attributes import age_group
+    from faceup.train.attributes import draw_weights
+
+    rng = np.random.default_rng(0)
+    # a source like UTKFace (mostly adults) and one without ages, each in two genders
+    ages = np.concatenate([rng.choice([1, 5, 15, 25, 25, 25, 35, 35, 45, 80], 400), np.full(100, np.nan)])
+    strata = np.concatenate([rng.integers(0, 2, 400), 2 + rng.integers(0, 2, 100)])
+    for balance in (False, True):
+        w = draw_weights(strata, ages if balance else None)
+        for s in range(4):  # every stratum carries the same total weight either way
+            assert w[strata == s].sum() == pytest.approx(1.0)
+    w = draw_weights(strata, ages)
+    in_s0 = strata == 0
+    groups = np.array([age_group(a) for a in ages[in_s0]])
+    shares = [w[in_s0][groups == g].sum() for g in np.unique(groups)]
+    assert np.allclose(shares, shares[0])  # children as often as adults
+    plain = draw_weights(strata)
+    assert plain[in_s0][groups == 3].sum() > 2 * plain[in_s0][groups == 0].sum()  # not so without

@@ -526,6 +526,8 @@ def train(
     net_size: Annotated[Optional[int], typer.Option("--net-size", min=32, max=512, help="With --task smile or "
                         "agegender: resize the face crop to this size inside the network. With --task angle: "
                         "the side of the network's input square (default 96).")] = None,
+    balance_ages: Annotated[bool, typer.Option("--balance-ages", help="With --task agegender: draw every age "
+                            "group (0-2, 3-9, 10-19, ... 70+) equally often within each source and gender.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Go on from the run folder's last epoch (last.pt), "
                       "e.g. after the run was killed.")] = False,
     patience: Annotated[int, typer.Option("--patience", min=1, help="Stop early after this many epochs "
@@ -569,6 +571,7 @@ def train(
                                                 sources=tuple(x.strip() for x in sources.split(",") if x.strip())
                                                 or None,
                                                 net_size=net_size, resume=resume, patience=patience,
+                                                balance_ages=balance_ages,
                                                 limit=None if scale >= 1 else max(16, int(20000 * scale))))
         out.print(f"model: {onnx_path}")
         if install:

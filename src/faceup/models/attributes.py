@@ -14,6 +14,17 @@ SMILE_SIZE = 64
 AGEGENDER_SIZE = 96
 #: The age head predicts age / AGE_SCALE.
 AGE_SCALE = 100.0
+
+#: The age groups of the reports (FairFace's): 0-2, 3-9, 10-19, 20-29, ..., 70+.
+AGE_GROUPS = [(0, 2), (3, 9), (10, 19), (20, 29), (30, 39), (40, 49), (50, 59), (60, 69), (70, 200)]
+
+
+def age_group(age: float) -> int:
+    """The index in AGE_GROUPS of an age in years."""
+    for i, (lo, hi) in enumerate(AGE_GROUPS):
+        if lo <= age <= hi:
+            return i
+    return len(AGE_GROUPS) - 1
 #: Gender labels in the order of the gender head (UTKFace: 0 male, 1 female).
 GENDERS = ("male", "female")
 

@@ -56,6 +56,23 @@ class AttrConfig:
     net_size: int | None = None
     resume: bool = False
     patience: int = 3
+    #: agegender: within each (source, gender), draw every age group of
+    #: models.attributes.AGE_GROUPS equally often (children as often as adults)
+    balance_ages: bool = False
+
+
+def draw_weights(strata: np.ndarray, ages: np.ndarray | None = None) -> np.ndarray:
+    """Sampling weights: every stratum drawn equally often; with `ages`, within
+    each stratum every age group too (faces without an age form one group)."""
+    if ages is None:
+        return 1.0 / np.bincount(strata)[strata]
+    from faceup.models.attributes import AGE_GROUPS, age_group
+
+    groups = np.array([len(AGE_GROUPS) if np.isnan(a) else age_group(a) for a in ages])
+    sub = strata * (len(AGE_GROUPS) + 1) + groups
+    per_sub = np.bincount(sub)[sub]
+    subs_in_stratum = np.array([len(np.unique(sub[strata == s])) for s in range(strata.max() + 1)])[strata]
+    return 1.0 / (per_sub * subs_in_stratum)
 
 
 def _crop(args: tuple[str, int, bool]) -> np.ndarray | None:
@@ -223,16 +240,15 @@ def train_attributes(cfg: AttrConfig) -> Path:
         # every (source, label) stratum equally often: the sources differ in size
         # (13k vs 2.8k) and in their share of smiles (28% vs 56%); a model that
         # learnt one source's prior misjudges the other's faces
-        counts = np.bincount(strata)
-        weights = torch.from_numpy(1.0 / counts[strata])
+        weights = torch.from_numpy(draw_weights(strata))
         metric = "val_accuracy"
     elif cfg.task == "agegender":
         xs, ages, ys, strata = agegender_data(root, "train", cfg.limit, sources)
         vx, vages, vy, vstrata = agegender_data(root, "val", None if cfg.limit is None else max(8, cfg.limit // 8),
                                                 sources)
-        # every (source, gender) group equally often, as for smiles
-        counts = np.bincount(strata)
-        weights = torch.from_numpy(1.0 / counts[strata])
+        # every (source, gender) group equally often, as for smiles (and, with
+        # balance_ages, every age group within it)
+        weights = torch.from_numpy(draw_weights(strata, ages if cfg.balance_ages else None))
         n_out = 3  # age / AGE_SCALE, gender logits (male, female)
         metric = "val_gender_accuracy"
     else:
