@@ -5,6 +5,7 @@ choose between models by a rule set before reading the figures.
 
     .venv/bin/python benchmarks/attribute_validation.py --smile shipped runs/smile-all/smile.onnx
     .venv/bin/python benchmarks/attribute_validation.py --agegender shipped runs/ag-both/agegender.onnx
+    .venv/bin/python benchmarks/attribute_validation.py --smile shipped shipped+mirror   # with mirror images
 
 "shipped" is the model in the package registry. Faces are cut as at run time
 (cached crops of faceup.train.attributes).
@@ -45,7 +46,11 @@ def smile(root: Path, paths: list[str]) -> None:
                                        for k, s in enumerate(SMILE_SOURCES)) + " | mean | ECE per source |")
     print("|---|" + "---|" * (len(SMILE_SOURCES) + 2))
     for path in paths:
-        p = softmax(run(load("smile", path), xs))
+        # "MODEL+mirror": each face averaged with its mirror image
+        model = load("smile", path.removesuffix("+mirror"))
+        p = softmax(run(model, xs))
+        if path.endswith("+mirror"):
+            p = (p + softmax(run(model, np.ascontiguousarray(xs[:, :, ::-1])))) / 2
         right = p.argmax(1) == ys
         accs = [right[strata // 2 == k].mean() for k in range(len(SMILE_SOURCES))]
         rel = {s: reliability(p.max(1)[strata // 2 == k], right[strata // 2 == k])

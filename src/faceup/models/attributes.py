@@ -25,6 +25,8 @@ def age_group(age: float) -> int:
         if lo <= age <= hi:
             return i
     return len(AGE_GROUPS) - 1
+
+
 #: Gender labels in the order of the gender head (UTKFace: 0 male, 1 female).
 GENDERS = ("male", "female")
 
