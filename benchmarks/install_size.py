@@ -56,8 +56,9 @@ def main() -> None:
         run(python, "-m", "venv", str(lazy))
         run(str(lazy / "bin" / "python"), "-m", "pip", "install", "-q", "--no-cache-dir", "--no-compile", str(REPO))
         use(lazy, Path(tmp))
-        rows.append(("fresh venv, `pip install --no-compile faceup` as `make run` installs it, after the five "
-                     "commands ran once (pip and setuptools included)", du_mb(lazy)))
+        what = ("fresh venv, `pip install --no-compile faceup` as `make run` installs it, after the five "
+                "commands ran once (pip and setuptools included)")
+        rows.append((what, du_mb(lazy)))
         docker = Path(tmp) / "docker"
         run(python, "-m", "venv", "--without-pip", str(docker))
         run(python, "-m", "pip", "--python", str(docker / "bin" / "python"), "install", "-q", "--no-cache-dir",
