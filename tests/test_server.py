@@ -221,3 +221,26 @@ def test_presets_are_listed_and_taken_by_background(server, astronaut_small):
     r = httpx.post(server + "/background", data={"preset": "nope"}, timeout=60,
                    files={"file": ("in.jpg", jpeg_bytes(astronaut_small), "image/jpeg")})
     assert r.status_code == 422 and "one of" in r.json()["error"]
+
+
+def test_without_the_heic_extra_a_heic_upload_is_refused_with_the_install_command(tmp_path, astronaut):
+    # pillow-heif (the heic extra) blocked: the server reads HEIC but cannot write it back
+    pytest.importorskip("pillow_heif", reason="making the HEIC upload needs the heic extra")
+    fake = tmp_path / "blocked" / "pillow_heif"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('not installed', name='pillow_heif')\n")
+    buf = io.BytesIO()
+    turn(astronaut, 90).save(buf, "HEIF", quality=90)
+    path = f"{tmp_path / 'blocked'}:{os.environ.get('PYTHONPATH', '')}"
+    proc, url = start_server({"PYTHONPATH": path})
+    try:
+        refused = httpx.post(url + "/fix", files={"file": ("in.heic", buf.getvalue())}, timeout=60)
+        as_jpeg = httpx.post(url + "/fix", files={"file": ("in.heic", buf.getvalue())}, data={"format": "jpeg"},
+                             timeout=60)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert refused.status_code == 501
+    assert "pip install 'faceup[heic]'" in refused.json()["error"]
+    assert as_jpeg.status_code == 200 and as_jpeg.headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(as_jpeg.content)).size == astronaut.size

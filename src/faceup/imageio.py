@@ -657,8 +657,8 @@ def encode(
 
     if fmt == "HEIF" and not HEIF_WRITES:
         raise MissingExtraError("writing HEIC/HEIF needs the heic extra (the HEVC encoder): "
-                                "pip install 'faceup[heic]', or choose another output format (--format jpeg, "
-                                "png, ...); nothing was written")
+                                "pip install 'faceup[heic]', or ask for another output format (jpeg, "
+                                "png, ...: --format on the command line, format= over HTTP); nothing was written")
     n_frames = 1 if image is not None else picture.n_frames
     if n_frames > 1 and fmt not in MULTI_FRAME_FORMATS:
         raise UnfaithfulWriteError(
