@@ -92,7 +92,7 @@ def test_tiny_angle_training_run(root, tmp_path):
                      "--scale", "0.01", "--max-steps", "2", "--batch", "8")
     assert res.returncode == 0, res.stdout + res.stderr
     sess = ort.InferenceSession(str(tmp_path / "a" / "angle.onnx"))
-    assert sess.run(None, {"image": np.zeros((2, 3, 96, 96), np.float32)})[0].shape == (2, 72)
+    assert sess.run(None, {"image": np.zeros((2, 3, 128, 128), np.float32)})[0].shape == (2, 72)
     watched(tmp_path / "a", "val_angle_error")
     res = faceup_cli("train", "--task", "angle", str(root / "scenes" / "intel" / "sea"), "--out", str(tmp_path / "b"),
                      "--scale", "0.01", "--max-steps", "1", "--batch", "8", "--samples", "inner",

@@ -525,7 +525,7 @@ def train(
                                    "rotated samples cut from each picture.")] = 12,
     net_size: Annotated[Optional[int], typer.Option("--net-size", min=32, max=512, help="With --task smile or "
                         "agegender: resize the face crop to this size inside the network. With --task angle: "
-                        "the side of the network's input square (default 96).")] = None,
+                        "the side of the network's input square (default 128).")] = None,
     balance_ages: Annotated[bool, typer.Option("--balance-ages", help="With --task agegender: draw every age "
                             "group (0-2, 3-9, 10-19, ... 70+) equally often within each source and gender.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Go on from the run folder's last epoch (last.pt), "

@@ -11,7 +11,7 @@ from faceup.calibration import softmax
 from faceup.models.base import Model, register
 from faceup.models.preprocess import to_nchw
 
-INPUT_SIZE = 96
+INPUT_SIZE = 128
 BINS = 72
 
 
