@@ -16,7 +16,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
 RUN python -m venv --without-pip /opt/venv \
- && python -m pip --python /opt/venv/bin/python install --no-compile ".[${EXTRAS}]" \
+ && python -m pip --python /opt/venv/bin/python install --no-compile ".${EXTRAS:+[$EXTRAS]}" \
  && find /opt/venv -depth -type d \( -name tests -o -name __pycache__ \) -path "*/site-packages/*" -exec rm -rf {} + \
  && rm -rf /root/.cache
 
