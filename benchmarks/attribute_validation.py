@@ -22,7 +22,6 @@ from faceup import datasets
 from faceup.calibration import reliability, softmax
 from faceup.models import get_model
 from faceup.models.attributes import AGE_GROUPS, AGE_SCALE, age_group
-from faceup.models.base import ModelInfo, sha256_of
 from faceup.models.preprocess import to_nchw
 from faceup.train.attributes import GENDER_SOURCES, SMILE_SOURCES, agegender_data, smile_data, validation_tenth
 
@@ -30,8 +29,7 @@ from faceup.train.attributes import GENDER_SOURCES, SMILE_SOURCES, agegender_dat
 def load(name: str, path: str):
     if path == "shipped":
         return get_model(name)
-    cls = type(get_model(name))
-    return cls(info=ModelInfo(name, str(Path(path).resolve()), sha256_of(Path(path))))
+    return type(get_model(name)).from_file(path)
 
 
 def run(model, xs: np.ndarray) -> np.ndarray:

@@ -67,9 +67,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for source, model_path in ((s.split("=")[0], s.split("=")[1]) for s in args.smile_models):
         from faceup.models.attributes import SmileModel
-        from faceup.models.base import ModelInfo, sha256_of
 
-        smile = SmileModel(info=ModelInfo("smile", str(Path(model_path).resolve()), sha256_of(Path(model_path))))
+        smile = SmileModel.from_file(model_path)
         paths, labels = smile_source(root, source)
         idx = rng.sample(range(len(paths)), min(args.limit, len(paths)))
         right, n, missed, right_found = 0, 0, 0, 0
@@ -140,12 +139,11 @@ def gender_left_out(root: Path, models: list[str], limit: int, rng: random.Rando
     """Gender, each source scored by a model that never saw it (a random sample of
     the whole source, both its parts), through the run-time path."""
     from faceup.models.attributes import AgeGenderModel
-    from faceup.models.base import ModelInfo, sha256_of
 
     print("| gender: held-out source | model trained on | faces | accuracy | women | men | no face found | ECE |")
     print("|---|---|---|---|---|---|---|---|")
     for source, model_path in (m.split("=", 1) for m in models):
-        ag = AgeGenderModel(info=ModelInfo("agegender", str(Path(model_path).resolve()), sha256_of(Path(model_path))))
+        ag = AgeGenderModel.from_file(model_path)
         if source == "utkface":
             pairs = [(p, datasets.utkface_labels(p)["gender"]) for s in ("train", "val") for p in datasets.utkface(root, s)]
         else:

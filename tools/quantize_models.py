@@ -25,8 +25,7 @@ import numpy as np
 import onnxruntime as ort
 
 from faceup import datasets
-from faceup.models import get_model
-from faceup.models.base import WEIGHTS, ModelInfo, _registry_entries, sha256_of
+from faceup.models.base import WEIGHTS, _registry_entries, sha256_of
 from faceup.models.preprocess import to_nchw
 from faceup.train.calibrate import install
 from faceup.train.quantize import quantize_dynamic_int8, quantize_int8
@@ -62,15 +61,15 @@ def angle_on_validation(model_path: Path | None, root: Path, draws: int = 5) -> 
     """The angle model (the shipped one, or `model_path`) on the validation scenes,
     `draws` random angles each, as `faceup evaluate --task angle` measures it."""
     from faceup.evaluate import evaluate_angles
-    from faceup.models import base
+    from faceup.models.angle import AngleModel
 
-    if model_path is not None:
-        cls = type(get_model("angle"))
-        base._instances["angle"] = cls(info=ModelInfo("angle", str(model_path.resolve()), sha256_of(model_path)))
-    try:
-        return evaluate_angles("validation scenes", datasets.scenes(root, "val"), draws=draws)
-    finally:
-        base._instances.pop("angle", None)
+    model = AngleModel.from_file(model_path) if model_path is not None else None
+    return evaluate_angles("validation scenes", datasets.scenes(root, "val"), draws=draws, model=model)
+
+
+def input_side(path: Path) -> int:
+    """The side of the square an ONNX model takes (its input's height)."""
+    return ort.InferenceSession(str(path)).get_inputs()[0].shape[2]
 
 
 def main() -> None:
@@ -90,23 +89,23 @@ def main() -> None:
         out = args.out / f"{name}.onnx"
         if args.install:
             meta = dict(entries[name].meta)
+            if "input_size" in meta:  # the model made may take another size than the one it replaces
+                meta["input_size"] = input_side(out)
             meta["quantized"] = json.loads((args.out / f"{name}.json").read_text())
             print(f"installed as {install(out, meta, name=name)}")
             continue
         src = args.src or WEIGHTS / entries[name].file
-        if not out.exists() and args.dynamic:
-            quantize_dynamic_int8(src, out)
-            (args.out / f"{name}.json").write_text(json.dumps(
-                {"from_sha256": sha256_of(src), "format": "dynamic int8 (weights per channel)",
-                 "tool": "tools/quantize_models.py --dynamic"}, indent=2))
-            print(f"{name}: {src.stat().st_size / 1e6:.1f} MB -> {out.stat().st_size / 1e6:.1f} MB ({out})")
-        elif not out.exists():
-            size = ort.InferenceSession(str(src)).get_inputs()[0].shape[2]
-            xs = calibration_inputs(name, root, size)
-            quantize_int8(src, out, (to_nchw(xs[i:i + BATCH]) for i in range(0, len(xs), BATCH)))
-            (args.out / f"{name}.json").write_text(json.dumps(
-                {"from_sha256": sha256_of(src), "format": "QDQ int8, per-channel weights",
-                 "calibration_inputs": len(xs), "tool": "tools/quantize_models.py"}, indent=2))
+        if not out.exists():
+            record = {"from_sha256": sha256_of(src)}
+            if args.dynamic:
+                quantize_dynamic_int8(src, out)
+                record |= {"format": "dynamic int8 (weights per channel)", "tool": "tools/quantize_models.py --dynamic"}
+            else:
+                xs = calibration_inputs(name, root, input_side(src))
+                quantize_int8(src, out, (to_nchw(xs[i:i + BATCH]) for i in range(0, len(xs), BATCH)))
+                record |= {"format": "QDQ int8, per-channel weights", "calibration_inputs": len(xs),
+                           "tool": "tools/quantize_models.py"}
+            (args.out / f"{name}.json").write_text(json.dumps(record, indent=2))
             print(f"{name}: {src.stat().st_size / 1e6:.1f} MB -> {out.stat().st_size / 1e6:.1f} MB ({out})")
         if args.compare and name == "angle":
             print("| angle model | validation scenes x angles | mean error | median error | within 5° |")

@@ -171,7 +171,7 @@ def rotated_case(img: Image.Image, angle_cw: float, quality: int = 90) -> bytes:
 
 
 def evaluate_angles(name: str, paths: list[Path], seed: int = 0, draws: int = 1,
-                    on_step: Callable[[], None] | None = None) -> dict:
+                    on_step: Callable[[], None] | None = None, model=None) -> dict:
     """The generic angle model on upright pictures turned by random angles (`draws`
     of them per picture: a few hundred pictures turned once give a noisy mean):
     mean and median error (RotNet's angle_error) and the share within 5 and 10 degrees."""
@@ -181,7 +181,7 @@ def evaluate_angles(name: str, paths: list[Path], seed: int = 0, draws: int = 1,
     from faceup.errors import FaceupError
     from faceup.models import get_model
 
-    model = get_model("angle")
+    model = model or get_model("angle")  # or a candidate (models.angle.AngleModel.from_file)
     rng = random.Random(seed)
     errors, seconds = [], 0.0
     for p in paths:

@@ -66,6 +66,13 @@ class Model:
         self.threads = threads if threads is not None else default_threads
         self._session: ort.InferenceSession | None = None
 
+    @classmethod
+    def from_file(cls, path: str | Path) -> Model:
+        """This kind of model from an ONNX file outside the registry (a candidate
+        being measured), checked against the file's own sha256."""
+        path = Path(path).resolve()
+        return cls(info=ModelInfo(cls.name, str(path), sha256_of(path)))
+
     @property
     def session(self) -> ort.InferenceSession:
         if self._session is None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from faceup.calibration import choose_min_confidence, fit_temperature, reliability
-from faceup.models.base import WEIGHTS, ModelInfo, sha256_of
+from faceup.models.base import WEIGHTS, sha256_of
 from faceup.models.orientation import NUM_CLASSES, OrientationModel, log_softmax, realign, tta_batch
 from faceup.train import samples
 
@@ -35,8 +35,7 @@ def calibrate(onnx_path: Path, data_root: Path, size: int, scale: float = 1.0) -
     plans = samples.plan_validation(data_root, scale=scale)
     squares = samples.build(plans, size)
     kinds = [kind_of_path(p.paths[0]) for p in plans]
-    info = ModelInfo(name="orientation", file=str(onnx_path.resolve()), sha256=sha256_of(onnx_path))
-    model = OrientationModel(info=info)
+    model = OrientationModel.from_file(onnx_path)
     logits, labels, kind_of = [], [], []
     for sq, kind in zip(squares, kinds):
         for k in range(NUM_CLASSES):

@@ -5,7 +5,8 @@ tools/quantize_orientation.py and tools/quantize_models.py."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -22,18 +23,26 @@ class _Batches(CalibrationDataReader):
         return next(self.batches, None)
 
 
-def quantize_int8(src: Path, dst: Path, batches: Iterable[np.ndarray]) -> Path:
-    """Write the int8 version of the float model `src` to `dst`; `batches` are NCHW
-    float32 inputs as the model takes them at run time."""
-    name = ort.InferenceSession(str(src)).get_inputs()[0].name
+@contextmanager
+def _prepared(src: Path, dst: Path) -> Iterator[Path]:
+    """`src` after onnxruntime's pre-processing (shape inference, folding), in a
+    file beside `dst` that is removed afterwards."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     pre = dst.with_suffix(".pre.onnx")
     quant_pre_process(str(src), str(pre))
     try:
-        quantize_static(str(pre), str(dst), _Batches(batches, name), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        yield pre
     finally:
         pre.unlink(missing_ok=True)
+
+
+def quantize_int8(src: Path, dst: Path, batches: Iterable[np.ndarray]) -> Path:
+    """Write the int8 version of the float model `src` to `dst`; `batches` are NCHW
+    float32 inputs as the model takes them at run time."""
+    name = ort.InferenceSession(str(src)).get_inputs()[0].name
+    with _prepared(src, dst) as pre:
+        quantize_static(str(pre), str(dst), _Batches(batches, name), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     return dst
 
 
@@ -41,11 +50,6 @@ def quantize_dynamic_int8(src: Path, dst: Path) -> Path:
     """Write the dynamically quantized version of `src` to `dst`: int8 weights
     (per channel), activations quantized at run time from their own range (no
     calibration inputs; the fallback when static ranges cost too much accuracy)."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    pre = dst.with_suffix(".pre.onnx")
-    quant_pre_process(str(src), str(pre))
-    try:
+    with _prepared(src, dst) as pre:
         quantize_dynamic(str(pre), str(dst), per_channel=True, weight_type=QuantType.QInt8)
-    finally:
-        pre.unlink(missing_ok=True)
     return dst
