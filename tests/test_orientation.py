@@ -148,3 +148,39 @@ def test_predict_iter_answers_in_order_with_chunks_judged_at_once(astronaut_smal
     assert [p.rotation for p in together] == expected
     assert [(p.rotation, round(p.confidence or 0, 6)) for p in together] == \
         [(p.rotation, round(p.confidence or 0, 6)) for p in alone]
+
+
+def small_astronaut(astronaut) -> Image.Image:
+    """The astronaut 160 px wide on a plain 640x480 picture: her face (about 35 px)
+    is too small for the detector's view of the whole picture."""
+    bg = Image.new("RGB", (640, 480), (90, 110, 100))
+    bg.paste(astronaut.resize((160, 160)), (400, 300))
+    return bg
+
+
+def test_thorough_face_evidence_finds_a_small_face_the_whole_views_miss(astronaut):
+    from faceup import faces
+    from faceup.geometry import quarter_turn
+
+    for r in (0, 90, 180, 270):
+        turned = quarter_turn(small_astronaut(astronaut), r)
+        assert not any(v.detections for v in faces.views(turned))
+        ev = [v.evidence for v in faces.views(turned, fallback="tiles-eq")]
+        assert int(np.argmax(ev)) == r // 90 and max(ev) > 0.1  # the view that turns it back upright
+        plain, thorough = orientation.estimate(turned), orientation.estimate(turned, thorough=True)
+        assert plain.faces_found == 0 and thorough.faces_found == 1
+        assert plain.rotation == thorough.rotation == r
+        assert thorough.confidence > plain.confidence
+
+
+def test_thorough_option_makes_the_cli_sure_of_a_small_face(astronaut, tmp_path):
+    import json
+
+    from conftest import faceup_cli
+
+    path = tmp_path / "small.jpg"
+    path.write_bytes(jpeg_bytes(turn(small_astronaut(astronaut), 90)))
+    plain = json.loads(faceup_cli("predict", "--json", str(path)).stdout)
+    thorough = json.loads(faceup_cli("predict", "--json", "--thorough", str(path)).stdout)
+    assert plain["rotation"] == thorough["rotation"] == 90
+    assert not plain["confident"] and thorough["confident"]

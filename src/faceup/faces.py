@@ -61,15 +61,52 @@ def detector() -> BlazeFace:
     return m
 
 
-def views(image: Image.Image) -> list[FaceView]:
+#: What the orientation's face evidence can try when the four views of the whole
+#: picture show no face, in order
+#: (benchmarks/face_evidence.py compares them): "tiles" looks at each view in
+#: 2 x 2 overlapping tiles (small faces; pictures of at least TILE_MIN_SIDE only),
+#: "eq" at the views with the contrast stretched by histogram equalisation (grey,
+#: faded or high-contrast faces).
+#: faceup uses "none" by default and "tiles-eq" with `thorough` (orientation.THOROUGH_FALLBACK).
+EVIDENCE_FALLBACKS: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "tiles": ("tiles",),
+    "eq": ("eq",),
+    "tiles-eq": ("tiles", "eq"),
+}
+
+
+def views(image: Image.Image, fallback: str = "none") -> list[FaceView]:
     """Faces in each quarter turn of the picture, with their geometric evidence
-    (sum of score x geometry x relative size, so big clear faces count most)."""
+    (sum of score x geometry x relative size, so big clear faces count most);
+    where none is found, the `fallback` steps."""
+    out = _views(image, detector().detect)
+    return out if any(v.detections for v in out) else fallback_views(image, fallback)
+
+
+def fallback_views(image: Image.Image, fallback: str) -> list[FaceView]:
+    """`views` by the steps of EVIDENCE_FALLBACKS[fallback], for a picture whose
+    whole views showed no face: the first step that finds one answers."""
     det = detector()
+    out = [FaceView(turn=j, detections=[], evidence=0.0) for j in range(4)]
+    for step in EVIDENCE_FALLBACKS[fallback]:
+        if step == "tiles" and max(image.size) >= TILE_MIN_SIDE:
+            out = _views(image, lambda view: _tiled(view, 2, det.detect, whole=False))
+        elif step == "eq":
+            from PIL import ImageOps
+
+            out = _views(ImageOps.equalize(image.convert("L")).convert("RGB"), det.detect)
+        if any(v.detections for v in out):
+            break
+    return out
+
+
+def _views(image: Image.Image, detect) -> list[FaceView]:
     side = max(image.size)
     out = []
     for j in range(4):
         view = geometry.quarter_turn(image, -90 * j)  # j quarter turns counter-clockwise
-        found = det.detect(view)
+        found = detect(view)
         ev = 0.0
         for d in found:
             size = min(1.0, 4.0 * d.width / side) ** 0.5
@@ -340,7 +377,14 @@ TILE_MIN_SIDE = 320
 
 
 def _detect_tiled(image: Image.Image, min_score: float, n: int) -> list[Detection]:
-    found = _detect(image, min_score)
+    return _tiled(image, n, lambda im: _detect(im, min_score))
+
+
+def _tiled(image: Image.Image, n: int, detect, whole: bool = True) -> list[Detection]:
+    """`detect` on the whole picture (unless `whole` is false) and, for pictures of
+    at least TILE_MIN_SIDE, on each tile of an n x n grid (tiles overlap by a
+    quarter of their side), merged."""
+    found = detect(image) if whole else []
     if n < 2 or max(image.size) < TILE_MIN_SIDE:
         return found
     w, h = image.size
@@ -350,7 +394,7 @@ def _detect_tiled(image: Image.Image, min_score: float, n: int) -> list[Detectio
             x0 = min(max(0.0, i * w / n - (tw - w / n) / 2), w - tw)
             y0 = min(max(0.0, j * h / n - (th - h / n) / 2), h - th)
             box = (int(x0), int(y0), int(x0 + tw), int(y0 + th))
-            found += [_shifted(d, box[0], box[1]) for d in _detect(image.crop(box), min_score)]
+            found += [_shifted(d, box[0], box[1]) for d in detect(image.crop(box))]
     return _merged(found)
 
 

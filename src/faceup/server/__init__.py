@@ -33,6 +33,9 @@ STATIC = Path(str(resources.files("faceup.server") / "static"))
 MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "TIFF": "image/tiff",
                "BMP": "image/bmp", "GIF": "image/gif", "HEIF": "image/heic"}
 
+THOROUGH = ("Where the classifier is unsure and no face is found, look again for small, grey and "
+            "high-contrast faces (slower on such pictures).")
+
 
 class ApiError(Exception):
     def __init__(self, status: int, message: str):
@@ -98,12 +101,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return data
 
     def options(min_confidence: float | None, fmt: str | None = None, fine: bool = False,
-                expand: bool = False, fill: str = "blur") -> pipeline.Options:
+                expand: bool = False, fill: str = "blur", thorough: bool = False) -> pipeline.Options:
         if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
             raise ApiError(422, "min_confidence must be between 0 and 1")
         return pipeline.Options(
             min_confidence=min_confidence if min_confidence is not None else settings.min_confidence,
-            max_pixels=settings.max_pixels, format=fmt, fine=fine, expand=expand, fill=fill)
+            max_pixels=settings.max_pixels, format=fmt, fine=fine, expand=expand, fill=fill, thorough=thorough)
 
     @app.get("/", include_in_schema=False)
     async def page():
@@ -134,9 +137,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         format: Annotated[str | None, Form(description="Output format; default: the input's.")] = None,
         expand: Annotated[bool, Form(description="With fine: keep the whole picture, fill the corners.")] = False,
         fill: Annotated[str, Form(description="With expand: a colour (white, #203040) or 'blur'.")] = "blur",
+        thorough: Annotated[bool, Form(description=THOROUGH)] = False,
     ):
         data = await read_upload(file)
-        opts = options(min_confidence, format or None, fine=fine, expand=expand, fill=fill)
+        opts = options(min_confidence, format or None, fine=fine, expand=expand, fill=fill, thorough=thorough)
         result = await anyio.to_thread.run_sync(lambda: pipeline.fix(data, opts, path=file.filename), limiter=limiter)
         p = result.prediction
         name = Path(file.filename or "picture").stem + ".upright" + imageio.SUFFIX[result.format]
@@ -185,8 +189,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         file: Annotated[list[UploadFile], File(description="One or more pictures (repeat the field).")],
         min_confidence: Annotated[float | None, Form()] = None,
         fine: Annotated[bool, Form(description="Estimate any angle from the main face.")] = False,
+        thorough: Annotated[bool, Form(description=THOROUGH)] = False,
     ):
-        opts = options(min_confidence, fine=fine)
+        opts = options(min_confidence, fine=fine, thorough=thorough)
         answers = []
         for upload in file:
             try:

@@ -1,0 +1,239 @@
+"""The orientation's face evidence on hard pictures of people: which fallback, if any,
+to try when the four whole-picture views show no face (`faces.EVIDENCE_FALLBACKS`).
+
+    .venv/bin/python benchmarks/face_evidence.py [--split val] [--limit 100]
+
+Validation data only by default (`--split val`; `--split test` builds the same
+kinds from held-out parts: LFW faces, held-out scenes and crowds). The hard kinds
+are the failures issue 15 names, made from upright faces and face-free scenes:
+
+- small: 1-3 faces 18-40 px wide pasted on a scene of 480x360;
+- circle: a grey, high-contrast video frame of a person inside a circle
+  (60-150 px) on a plain or scene background of 400-512 px;
+- cover: a face picture (80-160 px) and 2-4 lines of upright text on a flat or
+  blurred background (an album or book cover);
+- painted: 2-4 faces of 40-90 px on a scene, painted (mode filter, posterised).
+
+Each picture is turned by 0/90/180/270, saved as JPEG q90 and decoded as
+`faceup predict` decodes it; the classifier runs once per case (the cascade as
+shipped), and every fallback's face evidence is computed on the cases the
+classifier is less sure of than `orientation.FACE_GATE`. Prints per set and
+fallback: accuracy, wrong while confident (shipped threshold), upright turned
+while confident, and the face stage's ms per gated case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from faceup import datasets, faces, imageio, orientation, pipeline  # noqa: E402
+from faceup.calibration import log_softmax  # noqa: E402
+from faceup.evaluate import turned_jpeg  # noqa: E402
+
+WORDS = ("THE", "NIGHT", "LOVE", "SONGS", "OF", "SUMMER", "GREATEST", "HITS", "LIVE", "AT", "RIVER",
+         "VOLUME", "TWO", "BLUE", "HOUSE", "STORY", "A", "NOVEL", "EDITION", "ORCHESTRA")
+
+
+def _faces(root: Path, split: str) -> list[Path]:
+    if split == "test":
+        return datasets.lfw(root)
+    return datasets.utkface(root, "val") + [p for p, _ in datasets.gender_web(root, "val")]
+
+
+def _frames(root: Path, split: str) -> list[Path]:
+    return datasets.lfw(root) if split == "test" else datasets.frames68(root, "val")
+
+
+def _paste_face(bg: Image.Image, face: Image.Image, fw: int, rng: random.Random) -> None:
+    face = face.convert("RGB").resize((fw, fw))
+    mask = Image.new("L", (fw, fw), 0)
+    ImageDraw.Draw(mask).ellipse((fw * 0.08, 0, fw * 0.92, fw), fill=255)
+    mask = mask.filter(ImageFilter.GaussianBlur(max(1.0, fw * 0.05)))
+    bg.paste(face, (rng.randint(0, bg.width - fw), rng.randint(0, bg.height - fw)), mask)
+
+
+def _background(scenes: list[Path], size: tuple[int, int], rng: random.Random) -> Image.Image:
+    if rng.random() < 0.5:
+        return Image.open(rng.choice(scenes)).convert("RGB").resize(size)
+    return Image.new("RGB", size, tuple(rng.randint(0, 255) for _ in range(3)))
+
+
+def small(faces_, scenes, rng):
+    bg = Image.open(rng.choice(scenes)).convert("RGB").resize(rng.choice([(480, 360), (360, 480)]))
+    for _ in range(rng.choice([1, 2, 3])):
+        _paste_face(bg, Image.open(rng.choice(faces_)), rng.randint(18, 40), rng)
+    return bg
+
+
+def circle(frames, scenes, rng):
+    side = rng.randint(400, 512)
+    bg = _background(scenes, (side, side), rng)
+    d = rng.randint(60, 150)
+    pic = Image.open(rng.choice(frames)).convert("L")
+    pic = ImageOps.autocontrast(pic, cutoff=2)
+    pic = pic.point(lambda v: 255 * (v / 255) ** rng.uniform(0.6, 1.6))
+    pic = ImageOps.fit(pic, (d, d)).convert("RGB")
+    mask = Image.new("L", (d, d), 0)
+    ImageDraw.Draw(mask).ellipse((0, 0, d - 1, d - 1), fill=255)
+    x, y = rng.randint(0, side - d), rng.randint(0, side - d)
+    ImageDraw.Draw(bg).ellipse((x - 3, y - 3, x + d + 2, y + d + 2), outline=(20, 20, 20), width=3)
+    bg.paste(pic, (x, y), mask)
+    return bg
+
+
+def cover(faces_, scenes, rng):
+    side = rng.randint(360, 500)
+    bg = _background(scenes, (side, side), rng)
+    if rng.random() < 0.5:
+        bg = bg.filter(ImageFilter.GaussianBlur(6))
+    fw = rng.randint(80, 160)
+    face = ImageOps.fit(Image.open(rng.choice(faces_)).convert("RGB"), (fw, fw))
+    bg.paste(face, (rng.randint(0, side - fw), rng.randint(side // 3, side - fw)))
+    draw = ImageDraw.Draw(bg)
+    y = rng.randint(5, 30)
+    for _ in range(rng.randint(2, 4)):
+        font = ImageFont.load_default(size=rng.randint(18, 40))
+        text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 3)))
+        colour = tuple(rng.randint(0, 255) for _ in range(3))
+        draw.text((rng.randint(5, side // 4), y), text, font=font, fill=colour)
+        y += int(font.size * 1.3)
+    return bg
+
+
+def painted(faces_, scenes, rng):
+    bg = Image.open(rng.choice(scenes)).convert("RGB").resize(rng.choice([(400, 300), (300, 400), (360, 360)]))
+    for _ in range(rng.randint(2, 4)):
+        _paste_face(bg, Image.open(rng.choice(faces_)), rng.randint(40, 90), rng)
+    bg = bg.filter(ImageFilter.ModeFilter(rng.choice([3, 5])))
+    return ImageOps.posterize(bg, rng.choice([3, 4])).filter(ImageFilter.SMOOTH_MORE)
+
+
+def synthetic(faces_, scenes, rng):
+    """As benchmarks/stages.py's synthetic scenes (faces 12-50% of the shorter side)."""
+    bg = Image.open(rng.choice(scenes)).convert("RGB").resize(rng.choice([(320, 240), (240, 320), (400, 300), (300, 300)]))
+    for _ in range(rng.choice([1, 1, 2, 3, 5])):
+        _paste_face(bg, Image.open(rng.choice(faces_)), int(min(bg.size) * rng.uniform(0.12, 0.5)), rng)
+    if rng.random() < 0.2:
+        bg = bg.convert("L").convert("RGB")
+    return bg
+
+
+HARD = ("small", "circle", "cover", "painted")
+
+
+def build(root: Path, split: str, limit: int, seed: int) -> dict[str, list[Image.Image]]:
+    rng = random.Random(seed)
+    scenes = datasets.scenes(root, split)
+    faces_, frames = _faces(root, split), _frames(root, split)
+    sets = {
+        "small": [small(faces_, scenes, rng) for _ in range(limit)],
+        "circle": [circle(frames, scenes, rng) for _ in range(limit)],
+        "cover": [cover(faces_, scenes, rng) for _ in range(limit)],
+        "painted": [painted(faces_, scenes, rng) for _ in range(limit)],
+        "synthetic": [synthetic(faces_, scenes, rng) for _ in range(limit)],
+        "crowds": [imageio.read(p).image for p in datasets.crowds(root, split)],
+        "scenes": [imageio.read(p).image for p in scenes],
+    }
+    return sets
+
+
+def collect(images: list[Image.Image], fallbacks: list[str]):
+    """Per case: truth, the classifier's posterior, whether the cascade looks for
+    faces, the whole views' evidence and seconds, and per fallback (run only where
+    the whole views show no face) its evidence and seconds."""
+    m = orientation.model()
+    rows = []
+    for img in images:
+        for k, r in enumerate(orientation.ROTATIONS):
+            pic = imageio.read(turned_jpeg(img, r), reduce_to=pipeline.PREDICT_DECODE_SIDE).image
+            p = m.scores(pic)
+            gated = p.max() < orientation.FACE_GATE
+            whole, t_whole, ev, secs = np.zeros(4), 0.0, {}, {}
+            if gated:
+                t0 = time.perf_counter()
+                views = faces.views(pic)
+                t_whole = time.perf_counter() - t0
+                whole = np.array([v.evidence for v in views])
+                if not any(v.detections for v in views):
+                    for fb in fallbacks:
+                        t0 = time.perf_counter()
+                        ev[fb] = np.array([v.evidence for v in faces.fallback_views(pic, fb)])
+                        secs[fb] = time.perf_counter() - t0
+            rows.append({"y": k, "p": p, "gated": gated, "whole": whole, "t_whole": t_whole, "ev": ev, "secs": secs})
+    return rows
+
+
+def figures(rows, fb: str, threshold: float, only_unsure: bool) -> dict[str, float]:
+    """The cascade's answers with fallback `fb` (run where no whole-view face was
+    found and, with only_unsure, where the classifier is below the threshold)."""
+    y = np.array([r["y"] for r in rows])
+    post, ms, ran = [], [], 0
+    for r in rows:
+        lp = np.log(np.clip(r["p"], 1e-12, 1.0))
+        if r["gated"]:
+            ev, t = r["whole"], r["t_whole"]
+            if fb in r["ev"] and (not only_unsure or r["p"].max() < threshold):
+                ev, t, ran = r["ev"][fb], t + r["secs"][fb], ran + 1
+            lp = lp + orientation.FACE_STRENGTH * ev
+            ms.append(1000 * t)
+        post.append(np.exp(log_softmax(lp)))
+    post = np.array(post)
+    pred, conf = post.argmax(1), post.max(1) >= threshold
+    upright = y == 0
+    return {
+        "cases": len(y),
+        "accuracy": float((pred == y).mean()),
+        "wrong_confident": float(((pred != y) & conf).mean()),
+        "upright_turned": float(((pred != 0) & conf & upright).sum() / max(1, upright.sum())),
+        "gated": float(np.mean([r["gated"] for r in rows])),
+        "fallback_ran": ran / len(y),
+        "ms_gated": float(np.mean(ms)) if ms else 0.0,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--split", choices=("val", "test"), default="val")
+    ap.add_argument("--limit", type=int, default=100, help="pictures of each made kind")
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--fallbacks", default=",".join(faces.EVIDENCE_FALLBACKS))
+    ap.add_argument("--save-examples", default=None, help="folder: write the first 3 pictures of each kind")
+    args = ap.parse_args()
+    root = datasets.data_root(args.data)
+    fallbacks = args.fallbacks.split(",")
+    sets = build(root, args.split, args.limit, args.seed)
+    if args.save_examples:
+        out = Path(args.save_examples)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, imgs in sets.items():
+            for i, img in enumerate(imgs[:3]):
+                img.save(out / f"{name}-{i}.jpg", quality=90)
+    threshold = orientation.default_min_confidence()
+    results = {}
+    for name, imgs in sets.items():
+        results[name] = collect(imgs, fallbacks)
+    results["hard (pooled)"] = [r for n in HARD for r in results[n]]
+    variants = [("none", False)] + [(fb, u) for fb in fallbacks if fb != "none" for u in (False, True)]
+    print(f"split {args.split}; threshold {threshold:.3f}; face strength {orientation.FACE_STRENGTH}; "
+          "'@unsure': the fallback only where the classifier is below the threshold")
+    print(f"{'set':<14} {'variant':<16} {'cases':>6} {'gated':>6} {'fallback ran':>12} {'accuracy':>9} "
+          f"{'wrong+conf':>10} {'upright turned':>14} {'ms/gated':>8}")
+    for name, rows in results.items():
+        for fb, unsure in variants:
+            f = figures(rows, fb, threshold, unsure)
+            label = fb + ("@unsure" if unsure else "")
+            print(f"{name:<14} {label:<16} {f['cases']:>6} {f['gated']:6.1%} {f['fallback_ran']:12.1%} "
+                  f"{f['accuracy']:9.2%} {f['wrong_confident']:10.2%} {f['upright_turned']:14.2%} {f['ms_gated']:8.1f}")
+
+if __name__ == "__main__":
+    main()
