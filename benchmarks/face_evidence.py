@@ -5,14 +5,9 @@ to try when the four whole-picture views show no face (`faces.EVIDENCE_FALLBACKS
 
 Validation data only by default (`--split val`; `--split test` builds the same
 kinds from held-out parts: LFW faces, held-out scenes and crowds). The hard kinds
-are the failures issue 15 names, made from upright faces and face-free scenes:
-
-- small: 1-3 faces 18-40 px wide pasted on a scene of 480x360;
-- circle: a grey, high-contrast video frame of a person inside a circle
-  (60-150 px) on a plain or scene background of 400-512 px;
-- cover: a face picture (80-160 px) and 2-4 lines of upright text on a flat or
-  blurred background (an album or book cover);
-- painted: 2-4 faces of 40-90 px on a scene, painted (mode filter, posterised).
+are the failures issue 15 names, made from upright faces and face-free scenes
+by `faceup.train.hard`: small faces on a scene, a grey high-contrast video frame
+of a person inside a circle, a cover with a face and lines of text, a painted group.
 
 Each picture is turned by 0/90/180/270, saved as JPEG q90 and decoded as
 `faceup predict` decodes it; the classifier runs once per case (the cascade as
@@ -31,16 +26,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from faceup import datasets, faces, imageio, orientation, pipeline  # noqa: E402
 from faceup.calibration import log_softmax  # noqa: E402
 from faceup.evaluate import turned_jpeg  # noqa: E402
-
-WORDS = ("THE", "NIGHT", "LOVE", "SONGS", "OF", "SUMMER", "GREATEST", "HITS", "LIVE", "AT", "RIVER",
-         "VOLUME", "TWO", "BLUE", "HOUSE", "STORY", "A", "NOVEL", "EDITION", "ORCHESTRA")
+from faceup.train import hard  # noqa: E402
 
 
 def _faces(root: Path, split: str) -> list[Path]:
@@ -49,100 +42,36 @@ def _faces(root: Path, split: str) -> list[Path]:
     return datasets.utkface(root, "val") + [p for p, _ in datasets.gender_web(root, "val")]
 
 
-def _frames(root: Path, split: str) -> list[Path]:
+def _people(root: Path, split: str) -> list[Path]:
     return datasets.lfw(root) if split == "test" else datasets.frames68(root, "val")
 
 
-def _paste_face(bg: Image.Image, face: Image.Image, fw: int, rng: random.Random) -> None:
-    face = face.convert("RGB").resize((fw, fw))
-    mask = Image.new("L", (fw, fw), 0)
-    ImageDraw.Draw(mask).ellipse((fw * 0.08, 0, fw * 0.92, fw), fill=255)
-    mask = mask.filter(ImageFilter.GaussianBlur(max(1.0, fw * 0.05)))
-    bg.paste(face, (rng.randint(0, bg.width - fw), rng.randint(0, bg.height - fw)), mask)
-
-
-def _background(scenes: list[Path], size: tuple[int, int], rng: random.Random) -> Image.Image:
-    if rng.random() < 0.5:
-        return Image.open(rng.choice(scenes)).convert("RGB").resize(size)
-    return Image.new("RGB", size, tuple(rng.randint(0, 255) for _ in range(3)))
-
-
-def small(faces_, scenes, rng):
-    bg = Image.open(rng.choice(scenes)).convert("RGB").resize(rng.choice([(480, 360), (360, 480)]))
-    for _ in range(rng.choice([1, 2, 3])):
-        _paste_face(bg, Image.open(rng.choice(faces_)), rng.randint(18, 40), rng)
-    return bg
-
-
-def circle(frames, scenes, rng):
-    side = rng.randint(400, 512)
-    bg = _background(scenes, (side, side), rng)
-    d = rng.randint(60, 150)
-    pic = Image.open(rng.choice(frames)).convert("L")
-    pic = ImageOps.autocontrast(pic, cutoff=2)
-    pic = pic.point(lambda v: 255 * (v / 255) ** rng.uniform(0.6, 1.6))
-    pic = ImageOps.fit(pic, (d, d)).convert("RGB")
-    mask = Image.new("L", (d, d), 0)
-    ImageDraw.Draw(mask).ellipse((0, 0, d - 1, d - 1), fill=255)
-    x, y = rng.randint(0, side - d), rng.randint(0, side - d)
-    ImageDraw.Draw(bg).ellipse((x - 3, y - 3, x + d + 2, y + d + 2), outline=(20, 20, 20), width=3)
-    bg.paste(pic, (x, y), mask)
-    return bg
-
-
-def cover(faces_, scenes, rng):
-    side = rng.randint(360, 500)
-    bg = _background(scenes, (side, side), rng)
-    if rng.random() < 0.5:
-        bg = bg.filter(ImageFilter.GaussianBlur(6))
-    fw = rng.randint(80, 160)
-    face = ImageOps.fit(Image.open(rng.choice(faces_)).convert("RGB"), (fw, fw))
-    bg.paste(face, (rng.randint(0, side - fw), rng.randint(side // 3, side - fw)))
-    draw = ImageDraw.Draw(bg)
-    y = rng.randint(5, 30)
-    for _ in range(rng.randint(2, 4)):
-        font = ImageFont.load_default(size=rng.randint(18, 40))
-        text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 3)))
-        colour = tuple(rng.randint(0, 255) for _ in range(3))
-        draw.text((rng.randint(5, side // 4), y), text, font=font, fill=colour)
-        y += int(font.size * 1.3)
-    return bg
-
-
-def painted(faces_, scenes, rng):
-    bg = Image.open(rng.choice(scenes)).convert("RGB").resize(rng.choice([(400, 300), (300, 400), (360, 360)]))
-    for _ in range(rng.randint(2, 4)):
-        _paste_face(bg, Image.open(rng.choice(faces_)), rng.randint(40, 90), rng)
-    bg = bg.filter(ImageFilter.ModeFilter(rng.choice([3, 5])))
-    return ImageOps.posterize(bg, rng.choice([3, 4])).filter(ImageFilter.SMOOTH_MORE)
-
-
-def synthetic(faces_, scenes, rng):
+def synthetic(scene, face, rng):
     """As benchmarks/stages.py's synthetic scenes (faces 12-50% of the shorter side)."""
-    bg = Image.open(rng.choice(scenes)).convert("RGB").resize(rng.choice([(320, 240), (240, 320), (400, 300), (300, 300)]))
+    bg = scene().convert("RGB").resize(rng.choice([(320, 240), (240, 320), (400, 300), (300, 300)]))
     for _ in range(rng.choice([1, 1, 2, 3, 5])):
-        _paste_face(bg, Image.open(rng.choice(faces_)), int(min(bg.size) * rng.uniform(0.12, 0.5)), rng)
+        hard.paste_face(bg, face(), int(min(bg.size) * rng.uniform(0.12, 0.5)), rng)
     if rng.random() < 0.2:
         bg = bg.convert("L").convert("RGB")
     return bg
 
 
-HARD = ("small", "circle", "cover", "painted")
+HARD = tuple(hard.MAKERS)
 
 
 def build(root: Path, split: str, limit: int, seed: int) -> dict[str, list[Image.Image]]:
     rng = random.Random(seed)
     scenes = datasets.scenes(root, split)
-    faces_, frames = _faces(root, split), _frames(root, split)
-    sets = {
-        "small": [small(faces_, scenes, rng) for _ in range(limit)],
-        "circle": [circle(frames, scenes, rng) for _ in range(limit)],
-        "cover": [cover(faces_, scenes, rng) for _ in range(limit)],
-        "painted": [painted(faces_, scenes, rng) for _ in range(limit)],
-        "synthetic": [synthetic(faces_, scenes, rng) for _ in range(limit)],
-        "crowds": [imageio.read(p).image for p in datasets.crowds(root, split)],
-        "scenes": [imageio.read(p).image for p in scenes],
-    }
+    faces_, people = _faces(root, split), _people(root, split)
+
+    def opener(paths):
+        return lambda: Image.open(rng.choice(paths))
+
+    sets = {kind: [make(opener(scenes), opener(people if kind in hard.PERSON_KINDS else faces_), rng)
+                   for _ in range(limit)] for kind, make in hard.MAKERS.items()}
+    sets["synthetic"] = [synthetic(opener(scenes), opener(faces_), rng) for _ in range(limit)]
+    sets["crowds"] = [imageio.read(p).image for p in datasets.crowds(root, split)]
+    sets["scenes"] = [imageio.read(p).image for p in scenes]
     return sets
 
 

@@ -72,7 +72,8 @@ def test_held_out_parts_are_never_trained_on(root):
     from faceup import datasets
     from faceup.train import samples
 
-    plans = samples.plan_training(root, scale=0.05)
+    plans = samples.plan_training(root, scale=0.05, hard=2000)
+    assert {plan.kind for plan in plans} >= {"hard-small", "hard-circle", "hard-cover", "hard-painted"}
     used = {p for plan in plans for p in plan.paths}
     held_out = {str(p) for p in datasets.crowds(root, "test") + datasets.scenes(root, "test") + datasets.lfw(root)
                 + datasets.people(root)}
@@ -261,3 +262,15 @@ def test_balanced_ages_draw_every_age_group_of_a_stratum_equally_often():
     assert np.allclose(shares, shares[0])  # children as often as adults
     plain = draw_weights(strata)
     assert plain[in_s0][groups == 3].sum() > 2 * plain[in_s0][groups == 0].sum()  # not so without
+
+
+def test_hard_kinds_are_made_the_same_from_the_same_seed_and_stay_upright_squares(root):
+    from faceup.train import samples
+
+    plans = [p for p in samples.plan_training(root, scale=0.01, hard=400) if p.kind.startswith("hard-")]
+    assert len({p.kind for p in plans}) == 4
+    for plan in plans[:8]:
+        a, b = samples._make(plan, 64), samples._make(plan, 64)
+        assert a.shape == (64, 64, 3) and a.dtype == np.uint8
+        assert np.array_equal(a, b)  # one plan, one picture: the cache and a re-run agree
+        assert a.std() > 5  # a picture, not a blank

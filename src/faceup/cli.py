@@ -531,6 +531,9 @@ def train(
     net_size: Annotated[Optional[int], typer.Option("--net-size", min=32, max=512, help="With --task smile or "
                         "agegender: resize the face crop to this size inside the network. With --task angle: "
                         "the side of the network's input square (default 128).")] = None,
+    hard: Annotated[int, typer.Option("--hard", min=0, help="With --task orientation: add this many pictures "
+                    "of the hard kinds (small faces, a grey portrait in a circle, a cover with text, a painted "
+                    "group; faceup.train.hard) made from the training parts.")] = 0,
     balance_ages: Annotated[bool, typer.Option("--balance-ages", help="With --task agegender: draw every age "
                             "group (0-2, 3-9, 10-19, ... 70+) equally often within each source and gender.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Go on from the run folder's last epoch (last.pt), "
@@ -622,7 +625,7 @@ def train(
         _error(f"no data at {root}; pass --data or set FACEUP_DATA")
         raise typer.Exit(2)
     cfg = TrainConfig(data=str(root), out=str(out_dir), epochs=epochs, scale=scale, max_steps=max_steps, batch=batch,
-                      freeze_blocks=freeze_blocks, resume=resume, patience=patience)
+                      freeze_blocks=freeze_blocks, resume=resume, patience=patience, hard=hard)
     onnx_path = run(cfg)
     meta = cal.calibrate(onnx_path, root, cfg.size, scale=min(1.0, scale * 10))
     (out_dir / "calibration.json").write_text(json.dumps(meta, indent=2))

@@ -12,7 +12,9 @@ Kinds of samples, so that the model sees scenes as well as faces:
 - video frames of people (frames68, training part only): whole and random crops;
 - face-free scenes (training part only);
 - synthetic scenes: face crops pasted with soft edges onto face-free scenes at
-  many scales, one to six faces.
+  many scales, one to six faces;
+- with `hard`: the kinds of faceup.train.hard (small faces, a grey portrait in a
+  circle, a cover with text, a painted group), from training faces, frames and scenes.
 """
 
 from __future__ import annotations
@@ -89,10 +91,22 @@ def _synthetic(paths: tuple[str, ...], rng: random.Random) -> Image.Image:
     return bg
 
 
+def _hard(kind: str, paths: tuple[str, ...], rng: random.Random) -> Image.Image:
+    """A picture of a hard kind: paths[0] the scene, the rest the faces, in turn."""
+    from itertools import cycle
+
+    from faceup.train import hard
+
+    faces = cycle(paths[1:])
+    return hard.MAKERS[kind](lambda: _open(paths[0]), lambda: _open(next(faces)), rng)
+
+
 def _make(plan: Plan, size: int) -> np.ndarray:
     rng = random.Random(plan.seed)
     if plan.kind == "synthetic":
         img = _synthetic(plan.paths, rng)
+    elif plan.kind.startswith("hard-"):
+        img = _hard(plan.kind.removeprefix("hard-"), plan.paths, rng)
     else:
         img = _open(plan.paths[0])
         if plan.kind == "face":
@@ -111,7 +125,8 @@ def _make_star(args: tuple[Plan, int]) -> np.ndarray:
     return _make(*args)
 
 
-def plan_training(root: Path, seed: int = 0, faces_limit: int = 12000, scale: float = 1.0) -> list[Plan]:
+def plan_training(root: Path, seed: int = 0, faces_limit: int = 12000, scale: float = 1.0,
+                  hard: int = 0) -> list[Plan]:
     rng = random.Random(seed)
     utk = [str(p) for p in datasets.utkface(root, "train")]
     genki = [str(p) for p in datasets.genki(root, "train")]
@@ -140,6 +155,14 @@ def plan_training(root: Path, seed: int = 0, faces_limit: int = 12000, scale: fl
     for _ in range(n(10000)):
         k = rng.choice([1, 1, 1, 2, 3, 4, 6])
         plans.append(Plan("synthetic", (rng.choice(scenes),) + tuple(rng.choice(face_pool) for _ in range(k)), rng.getrandbits(32)))
+    if hard:
+        from faceup.train.hard import MAKERS, PERSON_KINDS
+
+        for i in range(n(hard)):
+            kind = list(MAKERS)[i % len(MAKERS)]
+            pool = frames if kind in PERSON_KINDS else face_pool + web
+            plans.append(Plan(f"hard-{kind}", (rng.choice(scenes),) + tuple(rng.choice(pool) for _ in range(4)),
+                              rng.getrandbits(32)))
     rng.shuffle(plans)
     return plans
 
