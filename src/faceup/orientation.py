@@ -32,7 +32,7 @@ SCENE_STRENGTH = 1.0
 #: face, the face evidence looks again in tiles (small faces) and at the views with
 #: the contrast stretched (grey, high-contrast faces): faces.EVIDENCE_FALLBACKS.
 #: Not the default: on validation pictures of the kinds issue 15 names it is right
-#: more often (89.8 -> 91.6%), but it costs about 100 ms more on each unsure photo
+#: more often (91.9 -> 93.6%), but it costs about 100 ms more on each unsure photo
 #: of people without a clear face (benchmarks/face_evidence.py; README).
 THOROUGH_FALLBACK = "tiles-eq"
 
