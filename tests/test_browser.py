@@ -64,6 +64,26 @@ def test_upload_a_turned_photo_and_see_it_upright(page, tmp_path, astronaut_smal
     page.screenshot(path=str(tmp_path / "page.png"))
 
 
+def test_look_harder_makes_the_page_sure_of_a_small_face(page, tmp_path, astronaut):
+    from PIL import Image
+
+    small = Image.new("RGB", (640, 480), (90, 110, 100))  # her face about 35 px: unseen in the whole views
+    small.paste(astronaut.resize((160, 160)), (400, 300))
+    src = tmp_path / "small.jpg"
+    src.write_bytes(jpeg_bytes(turn(small, 90)))
+    page.uncheck("#analyze")
+    page.set_input_files("#picker", str(src))
+    page.wait_for_selector(".card[data-state=done]", timeout=60_000)
+    assert page.locator(".card").first.locator(".decision").inner_text() == "not sure: left as it is"
+    page.check("#thorough")
+    again = tmp_path / "small-again.jpg"  # the same file again fires no change event
+    again.write_bytes(src.read_bytes())
+    page.set_input_files("#picker", str(again))
+    page.wait_for_function("document.querySelectorAll('.card[data-state=done]').length === 2", timeout=60_000)
+    assert page.locator(".card").first.locator(".decision").inner_text() == "turned back by 90°"
+    assert page.locator(".count-turned").inner_text() == "1" and page.locator(".count-unsure").inner_text() == "1"
+
+
 def test_a_broken_upload_shows_an_error(page, tmp_path):
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"this is not a picture" * 30)

@@ -20,6 +20,7 @@ async function fixOne(file) {
   const minconf = document.getElementById("minconf").value;
   if (minconf !== "") form.append("min_confidence", minconf);
   if (document.getElementById("fine").checked) form.append("fine", "true");
+  if (document.getElementById("thorough").checked) form.append("thorough", "true");
   if (!SHOWABLE.includes(file.type)) form.append("format", "jpeg");
   try {
     const res = await fetch("/fix", { method: "POST", body: form });
