@@ -141,6 +141,7 @@ def analyze(
     only: Annotated[Optional[str], typer.Option("--only", help="Comma-separated: faces,smile,age,gender "
                     "(default: all).")] = None,
     fine: Fine = False,
+    thorough: Thorough = False,
     min_confidence: MinConfidence = None,
     max_pixels: MaxPixels = imageio.DEFAULT_MAX_PIXELS,
 ) -> None:
@@ -153,7 +154,7 @@ def analyze(
     if unknown:
         _error(f"--only takes {', '.join(ANALYSES)}; not {', '.join(unknown)}")
         raise typer.Exit(2)
-    options = pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels, fine=fine)
+    options = pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels, fine=fine, thorough=thorough)
     items: list[Path] = []
     for p in paths:
         items += walk(p, recursive) if p.is_dir() else [p]
@@ -324,6 +325,7 @@ def background(
                    "else the input's.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line and per picture.")] = False,
     fine: Fine = False,
+    thorough: Thorough = False,
     min_confidence: MinConfidence = None,
     max_pixels: MaxPixels = imageio.DEFAULT_MAX_PIXELS,
 ) -> None:
@@ -342,7 +344,7 @@ def background(
         fmt = _output_format(fmt, input, output) or ("png" if transparent else None)
         output_format(fmt, "PNG", how)
         options = pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels,
-                                   format=imageio.normalize_format(fmt), fine=fine)
+                                   format=imageio.normalize_format(fmt), fine=fine, thorough=thorough)
     except FaceupError as exc:
         _error(f"{exc}")
         raise typer.Exit(2) from None

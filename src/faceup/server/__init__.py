@@ -215,6 +215,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         only: Annotated[str | None, Form(description="Comma-separated: faces,smile,age,gender.")] = None,
         fine: Annotated[bool, Form()] = False,
         min_confidence: Annotated[float | None, Form()] = None,
+        thorough: Annotated[bool, Form(description=THOROUGH)] = False,
     ):
         from faceup.faces import ANALYSES
 
@@ -222,7 +223,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if any(a not in ANALYSES for a in asked):
             raise ApiError(422, f"only takes {', '.join(ANALYSES)}")
         data = await read_upload(file)
-        opts = options(min_confidence, fine=fine)
+        opts = options(min_confidence, fine=fine, thorough=thorough)
         res = await anyio.to_thread.run_sync(
             lambda: pipeline.analyze(data, opts, path=file.filename, only=asked), limiter=limiter)
         if res.prediction.exception is not None:
@@ -243,6 +244,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                                        "(PNG when transparent).")] = None,
         fine: Annotated[bool, Form()] = False,
         min_confidence: Annotated[float | None, Form()] = None,
+        thorough: Annotated[bool, Form(description=THOROUGH)] = False,
     ):
         from faceup.background import Replacement
 
@@ -250,7 +252,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         how = Replacement(color=color or None, image=bg_data, blur=blur, transparent=transparent,
                           preset=preset or None)
         data = await read_upload(file)
-        opts = options(min_confidence, format or None, fine=fine)
+        opts = options(min_confidence, format or None, fine=fine, thorough=thorough)
         result = await anyio.to_thread.run_sync(
             lambda: pipeline.background(data, how, opts, path=file.filename), limiter=limiter)
         p = result.prediction
