@@ -2,6 +2,12 @@
 faces), for each way of looking for small faces (faces.TILINGS).
 
     .venv/bin/python benchmarks/detection.py [--split val|test] [--tilings whole,tiles-2,tiles-3]
+    .venv/bin/python benchmarks/detection.py --kinds [--split val|test] [--limit 100]
+
+With --kinds: recall per picture type instead, on the hard kinds of
+faceup.train.hard (small faces, a grey portrait in a circle, a cover, a painted
+group; made as benchmarks/face_evidence.py makes them, upright): a placed face
+picture is found when a detection's centre lies inside it.
 
 The crowd photos' validation part (numbers ending in 3) is where a tiling is
 chosen; the held-out part (numbers ending in 0 or 5) is measured once after.
@@ -31,13 +37,52 @@ def iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def kinds(root, split: str, limit: int, seed: int = 11) -> None:
+    import random
+
+    from faceup.train import hard
+
+    rng = random.Random(seed)
+    scenes = datasets.scenes(root, split)
+    face_pics = datasets.lfw(root) if split == "test" else (
+        datasets.utkface(root, "val") + [p for p, _ in datasets.gender_web(root, "val")])
+    people = datasets.lfw(root) if split == "test" else datasets.frames68(root, "val")
+
+    def opener(paths):
+        return lambda: Image.open(rng.choice(paths))
+
+    print(f"command: python benchmarks/detection.py --kinds --split {split} --limit {limit}")
+    print("| picture type | pictures | placed faces | found | pictures with every face found | ms per picture |")
+    print("|---|---|---|---|---|---|")
+    for kind, make in hard.MAKERS.items():
+        placed = found = whole = 0
+        t = 0.0
+        for _ in range(limit):
+            boxes: list = []
+            img = make(opener(scenes), opener(people if kind in hard.PERSON_KINDS else face_pics), rng, boxes)
+            t0 = time.perf_counter()
+            got = faces.detect_all(img)
+            t += time.perf_counter() - t0
+            centres = [((d.box[0] + d.box[2]) / 2, (d.box[1] + d.box[3]) / 2) for d in got]
+            hits = [any(b[0] <= x <= b[2] and b[1] <= y <= b[3] for x, y in centres) for b in boxes]
+            placed += len(boxes)
+            found += sum(hits)
+            whole += all(hits)
+        print(f"| {kind} | {limit} | {placed} | {found / placed:.1%} | {whole / limit:.1%} | {1000 * t / limit:.0f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--split", choices=("val", "test"), default="val")
     ap.add_argument("--tilings", default=",".join(faces.TILINGS))
+    ap.add_argument("--kinds", action="store_true", help="recall per picture type on the hard kinds")
+    ap.add_argument("--limit", type=int, default=100, help="with --kinds: pictures of each kind")
     ap.add_argument("--data", default=None)
     args = ap.parse_args()
     root = datasets.data_root(args.data)
+    if args.kinds:
+        kinds(root, args.split, args.limit)
+        return
     labels = json.loads((root / "photos" / "crowds" / "faces.json").read_text())
     photos = datasets.crowds(root, args.split)
     print(f"command: python benchmarks/detection.py --split {args.split} --tilings {args.tilings}")

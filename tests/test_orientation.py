@@ -184,3 +184,18 @@ def test_thorough_option_makes_the_cli_sure_of_a_small_face(astronaut, tmp_path)
     thorough = json.loads(faceup_cli("predict", "--json", "--thorough", str(path)).stdout)
     assert plain["rotation"] == thorough["rotation"] == 90
     assert not plain["confident"] and thorough["confident"]
+
+
+def test_hard_kind_makers_record_where_they_put_each_face(astronaut, coffee):
+    import random
+
+    from faceup.train import hard
+
+    for kind, make in hard.MAKERS.items():
+        boxes: list = []
+        with_boxes = make(lambda: coffee, lambda: astronaut, random.Random(5), boxes)
+        without = make(lambda: coffee, lambda: astronaut, random.Random(5))
+        assert np.array_equal(np.asarray(with_boxes), np.asarray(without))  # recording changes nothing drawn
+        assert boxes, kind
+        for x0, y0, x1, y1 in boxes:
+            assert 0 <= x0 < x1 <= with_boxes.width and 0 <= y0 < y1 <= with_boxes.height

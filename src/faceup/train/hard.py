@@ -7,7 +7,9 @@ held-out parts), and `faceup train --hard N` adds N of them (made from training
 parts) to the orientation classifier's samples. No torch here.
 
 Each maker takes `scene()` and `face()`: callables that open the next background
-and the next face picture, so the caller decides where they come from.
+and the next face picture, so the caller decides where they come from; and
+optionally `boxes`, a list to which it appends the box [x0, y0, x1, y1] of every
+face picture it placed (for detector recall: benchmarks/detection.py --kinds).
 """
 
 from __future__ import annotations
@@ -23,13 +25,15 @@ WORDS = ("THE", "NIGHT", "LOVE", "SONGS", "OF", "SUMMER", "GREATEST", "HITS", "L
          "VOLUME", "TWO", "BLUE", "HOUSE", "STORY", "A", "NOVEL", "EDITION", "ORCHESTRA")
 
 
-def paste_face(bg: Image.Image, face: Image.Image, fw: int, rng: random.Random) -> None:
-    """The face squashed to fw x fw, pasted with a soft oval edge at a random place."""
+def paste_face(bg: Image.Image, face: Image.Image, fw: int, rng: random.Random) -> tuple[int, int, int, int]:
+    """The face squashed to fw x fw, pasted with a soft oval edge at a random place; its box."""
     face = face.convert("RGB").resize((fw, fw))
     mask = Image.new("L", (fw, fw), 0)
     ImageDraw.Draw(mask).ellipse((fw * 0.08, 0, fw * 0.92, fw), fill=255)
     mask = mask.filter(ImageFilter.GaussianBlur(max(1.0, fw * 0.05)))
-    bg.paste(face, (rng.randint(0, bg.width - fw), rng.randint(0, bg.height - fw)), mask)
+    x, y = rng.randint(0, bg.width - fw), rng.randint(0, bg.height - fw)
+    bg.paste(face, (x, y), mask)
+    return (x, y, x + fw, y + fw)
 
 
 def _background(scene: Opener, size: tuple[int, int], rng: random.Random) -> Image.Image:
@@ -38,15 +42,17 @@ def _background(scene: Opener, size: tuple[int, int], rng: random.Random) -> Ima
     return Image.new("RGB", size, tuple(rng.randint(0, 255) for _ in range(3)))
 
 
-def small(scene: Opener, face: Opener, rng: random.Random) -> Image.Image:
+def small(scene: Opener, face: Opener, rng: random.Random, boxes: list | None = None) -> Image.Image:
     """1-3 faces 18-40 px wide on a scene of 480x360."""
     bg = scene().convert("RGB").resize(rng.choice([(480, 360), (360, 480)]))
     for _ in range(rng.choice([1, 2, 3])):
-        paste_face(bg, face(), rng.randint(18, 40), rng)
+        box = paste_face(bg, face(), rng.randint(18, 40), rng)
+        if boxes is not None:
+            boxes.append(box)
     return bg
 
 
-def circle(scene: Opener, face: Opener, rng: random.Random) -> Image.Image:
+def circle(scene: Opener, face: Opener, rng: random.Random, boxes: list | None = None) -> Image.Image:
     """A grey, high-contrast picture of a person inside a circle of 60-150 px, on a
     plain or scene background of 400-512 px."""
     side = rng.randint(400, 512)
@@ -62,10 +68,12 @@ def circle(scene: Opener, face: Opener, rng: random.Random) -> Image.Image:
     x, y = rng.randint(0, side - d), rng.randint(0, side - d)
     ImageDraw.Draw(bg).ellipse((x - 3, y - 3, x + d + 2, y + d + 2), outline=(20, 20, 20), width=3)
     bg.paste(pic, (x, y), mask)
+    if boxes is not None:
+        boxes.append((x, y, x + d, y + d))
     return bg
 
 
-def cover(scene: Opener, face: Opener, rng: random.Random) -> Image.Image:
+def cover(scene: Opener, face: Opener, rng: random.Random, boxes: list | None = None) -> Image.Image:
     """A face picture (80-160 px) in the lower part and 2-4 lines of upright text
     above, on a flat or (blurred) scene background: an album or book cover."""
     side = rng.randint(360, 500)
@@ -74,7 +82,10 @@ def cover(scene: Opener, face: Opener, rng: random.Random) -> Image.Image:
         bg = bg.filter(ImageFilter.GaussianBlur(6))
     fw = rng.randint(80, 160)
     pic = ImageOps.fit(face().convert("RGB"), (fw, fw))
-    bg.paste(pic, (rng.randint(0, side - fw), rng.randint(side // 3, side - fw)))
+    x, y = rng.randint(0, side - fw), rng.randint(side // 3, side - fw)
+    bg.paste(pic, (x, y))
+    if boxes is not None:
+        boxes.append((x, y, x + fw, y + fw))
     draw = ImageDraw.Draw(bg)
     y = rng.randint(5, 30)
     for _ in range(rng.randint(2, 4)):
@@ -86,16 +97,18 @@ def cover(scene: Opener, face: Opener, rng: random.Random) -> Image.Image:
     return bg
 
 
-def painted(scene: Opener, face: Opener, rng: random.Random) -> Image.Image:
+def painted(scene: Opener, face: Opener, rng: random.Random, boxes: list | None = None) -> Image.Image:
     """2-4 faces of 40-90 px on a scene, painted (mode filter, posterised, smoothed)."""
     bg = scene().convert("RGB").resize(rng.choice([(400, 300), (300, 400), (360, 360)]))
     for _ in range(rng.randint(2, 4)):
-        paste_face(bg, face(), rng.randint(40, 90), rng)
+        box = paste_face(bg, face(), rng.randint(40, 90), rng)
+        if boxes is not None:
+            boxes.append(box)
     bg = bg.filter(ImageFilter.ModeFilter(rng.choice([3, 5])))
     return ImageOps.posterize(bg, rng.choice([3, 4])).filter(ImageFilter.SMOOTH_MORE)
 
 
-MAKERS: dict[str, Callable[[Opener, Opener, random.Random], Image.Image]] = {
+MAKERS: dict[str, Callable[..., Image.Image]] = {
     "small": small, "circle": circle, "cover": cover, "painted": painted}
 #: The kinds whose "face" is a picture of a person (a video frame) rather than a face crop.
 PERSON_KINDS = ("circle",)
