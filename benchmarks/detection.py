@@ -43,23 +43,16 @@ def kinds(root, split: str, limit: int, seed: int = 11) -> None:
     from faceup.train import hard
 
     rng = random.Random(seed)
-    scenes = datasets.scenes(root, split)
-    face_pics = datasets.lfw(root) if split == "test" else (
-        datasets.utkface(root, "val") + [p for p, _ in datasets.gender_web(root, "val")])
-    people = datasets.lfw(root) if split == "test" else datasets.frames68(root, "val")
-
-    def opener(paths):
-        return lambda: Image.open(rng.choice(paths))
-
+    sources = hard.measuring_sources(root, split)
     print(f"command: python benchmarks/detection.py --kinds --split {split} --limit {limit}")
     print("| picture type | pictures | placed faces | found | pictures with every face found | ms per picture |")
     print("|---|---|---|---|---|---|")
-    for kind, make in hard.MAKERS.items():
+    for kind in hard.MAKERS:
         placed = found = whole = 0
         t = 0.0
         for _ in range(limit):
             boxes: list = []
-            img = make(opener(scenes), opener(people if kind in hard.PERSON_KINDS else face_pics), rng, boxes)
+            img = hard.make(kind, sources, rng, boxes)
             t0 = time.perf_counter()
             got = faces.detect_all(img)
             t += time.perf_counter() - t0

@@ -36,16 +36,6 @@ from faceup.evaluate import turned_jpeg  # noqa: E402
 from faceup.train import hard  # noqa: E402
 
 
-def _faces(root: Path, split: str) -> list[Path]:
-    if split == "test":
-        return datasets.lfw(root)
-    return datasets.utkface(root, "val") + [p for p, _ in datasets.gender_web(root, "val")]
-
-
-def _people(root: Path, split: str) -> list[Path]:
-    return datasets.lfw(root) if split == "test" else datasets.frames68(root, "val")
-
-
 def synthetic(scene, face, rng):
     """As benchmarks/stages.py's synthetic scenes (faces 12-50% of the shorter side)."""
     bg = scene().convert("RGB").resize(rng.choice([(320, 240), (240, 320), (400, 300), (300, 300)]))
@@ -61,15 +51,11 @@ HARD = tuple(hard.MAKERS)
 
 def build(root: Path, split: str, limit: int, seed: int) -> dict[str, list[Image.Image]]:
     rng = random.Random(seed)
-    scenes = datasets.scenes(root, split)
-    faces_, people = _faces(root, split), _people(root, split)
-
-    def opener(paths):
-        return lambda: Image.open(rng.choice(paths))
-
-    sets = {kind: [make(opener(scenes), opener(people if kind in hard.PERSON_KINDS else faces_), rng)
-                   for _ in range(limit)] for kind, make in hard.MAKERS.items()}
-    sets["synthetic"] = [synthetic(opener(scenes), opener(faces_), rng) for _ in range(limit)]
+    sources = hard.measuring_sources(root, split)
+    scenes, faces_ = sources[0], sources[1]
+    sets = {kind: [hard.make(kind, sources, rng) for _ in range(limit)] for kind in hard.MAKERS}
+    sets["synthetic"] = [synthetic(lambda: Image.open(rng.choice(scenes)), lambda: Image.open(rng.choice(faces_)), rng)
+                         for _ in range(limit)]
     sets["crowds"] = [imageio.read(p).image for p in datasets.crowds(root, split)]
     sets["scenes"] = [imageio.read(p).image for p in scenes]
     return sets

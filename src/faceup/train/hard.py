@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
@@ -44,17 +45,17 @@ def _background(scene: Opener, size: tuple[int, int], rng: random.Random) -> Ima
 
 def small(scene: Opener, face: Opener, rng: random.Random, boxes: list | None = None) -> Image.Image:
     """1-3 faces 18-40 px wide on a scene of 480x360."""
+    boxes = [] if boxes is None else boxes
     bg = scene().convert("RGB").resize(rng.choice([(480, 360), (360, 480)]))
     for _ in range(rng.choice([1, 2, 3])):
-        box = paste_face(bg, face(), rng.randint(18, 40), rng)
-        if boxes is not None:
-            boxes.append(box)
+        boxes.append(paste_face(bg, face(), rng.randint(18, 40), rng))
     return bg
 
 
 def circle(scene: Opener, face: Opener, rng: random.Random, boxes: list | None = None) -> Image.Image:
     """A grey, high-contrast picture of a person inside a circle of 60-150 px, on a
     plain or scene background of 400-512 px."""
+    boxes = [] if boxes is None else boxes
     side = rng.randint(400, 512)
     bg = _background(scene, (side, side), rng)
     d = rng.randint(60, 150)
@@ -68,14 +69,14 @@ def circle(scene: Opener, face: Opener, rng: random.Random, boxes: list | None =
     x, y = rng.randint(0, side - d), rng.randint(0, side - d)
     ImageDraw.Draw(bg).ellipse((x - 3, y - 3, x + d + 2, y + d + 2), outline=(20, 20, 20), width=3)
     bg.paste(pic, (x, y), mask)
-    if boxes is not None:
-        boxes.append((x, y, x + d, y + d))
+    boxes.append((x, y, x + d, y + d))
     return bg
 
 
 def cover(scene: Opener, face: Opener, rng: random.Random, boxes: list | None = None) -> Image.Image:
     """A face picture (80-160 px) in the lower part and 2-4 lines of upright text
     above, on a flat or (blurred) scene background: an album or book cover."""
+    boxes = [] if boxes is None else boxes
     side = rng.randint(360, 500)
     bg = _background(scene, (side, side), rng)
     if rng.random() < 0.5:
@@ -84,8 +85,7 @@ def cover(scene: Opener, face: Opener, rng: random.Random, boxes: list | None = 
     pic = ImageOps.fit(face().convert("RGB"), (fw, fw))
     x, y = rng.randint(0, side - fw), rng.randint(side // 3, side - fw)
     bg.paste(pic, (x, y))
-    if boxes is not None:
-        boxes.append((x, y, x + fw, y + fw))
+    boxes.append((x, y, x + fw, y + fw))
     draw = ImageDraw.Draw(bg)
     y = rng.randint(5, 30)
     for _ in range(rng.randint(2, 4)):
@@ -99,11 +99,10 @@ def cover(scene: Opener, face: Opener, rng: random.Random, boxes: list | None = 
 
 def painted(scene: Opener, face: Opener, rng: random.Random, boxes: list | None = None) -> Image.Image:
     """2-4 faces of 40-90 px on a scene, painted (mode filter, posterised, smoothed)."""
+    boxes = [] if boxes is None else boxes
     bg = scene().convert("RGB").resize(rng.choice([(400, 300), (300, 400), (360, 360)]))
     for _ in range(rng.randint(2, 4)):
-        box = paste_face(bg, face(), rng.randint(40, 90), rng)
-        if boxes is not None:
-            boxes.append(box)
+        boxes.append(paste_face(bg, face(), rng.randint(40, 90), rng))
     bg = bg.filter(ImageFilter.ModeFilter(rng.choice([3, 5])))
     return ImageOps.posterize(bg, rng.choice([3, 4])).filter(ImageFilter.SMOOTH_MORE)
 
@@ -112,3 +111,27 @@ MAKERS: dict[str, Callable[..., Image.Image]] = {
     "small": small, "circle": circle, "cover": cover, "painted": painted}
 #: The kinds whose "face" is a picture of a person (a video frame) rather than a face crop.
 PERSON_KINDS = ("circle",)
+
+
+def measuring_sources(root: Path, split: str) -> tuple[list[Path], list[Path], list[Path]]:
+    """Scenes, face pictures and pictures of people to make the kinds from when
+    measuring: split "val", the validation parts (scenes; UTKFace and web faces;
+    video frames); "test", held-out scenes and LFW faces (for both)."""
+    from faceup import datasets
+
+    scenes = datasets.scenes(root, split)
+    if split == "test":
+        return scenes, datasets.lfw(root), datasets.lfw(root)
+    faces = datasets.utkface(root, "val") + [p for p, _ in datasets.gender_web(root, "val")]
+    return scenes, faces, datasets.frames68(root, "val")
+
+
+def make(kind: str, sources: tuple[list[Path], list[Path], list[Path]], rng: random.Random,
+         boxes: list | None = None) -> Image.Image:
+    """A picture of `kind` from randomly drawn pictures of `sources` (measuring_sources)."""
+    scenes, faces, people = sources
+
+    def pick(paths: list[Path]) -> Opener:
+        return lambda: Image.open(rng.choice(paths))
+
+    return MAKERS[kind](pick(scenes), pick(people if kind in PERSON_KINDS else faces), rng, boxes)
