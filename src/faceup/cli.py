@@ -1,6 +1,8 @@
-"""The command line: argument parsing and printing only; the work is in `pipeline`."""
+"""The command line: argument parsing and printing only; the work is in `pipeline`.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: Typer reads every command's
+parameters at start-up, and string annotations cost it a compile each (40 ms).
+"""
 
 import io
 import json
@@ -11,17 +13,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
-from rich.text import Text
 
 from faceup import __version__, imageio, pipeline
 from faceup.errors import FaceupError, missing_extra, shown
@@ -29,8 +20,36 @@ from faceup.files import walk
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Find how a picture is turned and turn it back.")
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True)
+
+
+class _Console:
+    """A rich Console made on first use: importing rich is a fifth of the start-up
+    of `faceup predict --json`, which prints without it."""
+
+    def __init__(self, **kwargs) -> None:
+        self._kwargs = kwargs
+        self._console = None
+
+    @property
+    def console(self):
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._kwargs)
+        return self._console
+
+    def __getattr__(self, name: str):
+        return getattr(self.console, name)
+
+
+out = _Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+err = _Console(stderr=True)
+
+
+def Table(*columns: str):  # rich's Table, imported when a table is printed
+    from rich.table import Table
+
+    return Table(*columns)
 
 MinConfidence = Annotated[
     Optional[float],
@@ -61,9 +80,40 @@ def _use_threads(workers: int | None) -> None:
     base.set_threads(1)
 
 
-def _progress(total: int, label: str) -> Progress:
-    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    console=err, transient=True, disable=total < 2 or not err.is_terminal and bool(os.environ.get("CI")))
+class _NoBar:
+    """What `_progress` gives when no one watches stderr (rich draws nothing there
+    either: its bars are transient), without importing rich."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def add_task(self, *args, **kwargs) -> int:
+        return 0
+
+    def advance(self, *args, **kwargs) -> None:
+        return None
+
+    def update(self, *args, **kwargs) -> None:
+        return None
+
+
+def _progress(total: int, label: str, rate: bool = False):
+    """A progress bar on stderr with the time left (and pictures/s with `rate`),
+    when stderr is a terminal and there is more than one item."""
+    if total < 2 or not sys.stderr.isatty():
+        return _NoBar()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.text import Text
+
+    class Rate(TextColumn):
+        def render(self, task) -> Text:
+            return Text(f"{task.speed:.1f} pictures/s" if task.speed else "")
+
+    columns = [TextColumn(label), BarColumn(), MofNCompleteColumn()] + ([Rate("")] if rate else [])
+    return Progress(*columns, TimeRemainingColumn(), console=err.console, transient=True)
 
 
 def _name(path: Path) -> str:
@@ -78,11 +128,15 @@ def _unexpected(exc: Exception) -> str:
 
 def _error(msg: str) -> None:
     """An error line on stderr; the message is shown as it is (no markup read in it)."""
+    from rich.text import Text
+
     err.print(Text.assemble(("error:", "red"), f" {msg}"))
 
 
 def _failed(path: Path, msg: str, indent: str = "") -> None:
     """One line for a file that failed; the message is shown as it is (no markup read in it)."""
+    from rich.text import Text
+
     err.print(Text.assemble(indent, ("failed", "red"), f" {_name(path)}: {msg}"))
 
 
@@ -112,12 +166,12 @@ def predict(
         else:
             items.append((p, _name(p)))
     failures = 0
-    table = Table("path", "rotation", "confidence", "confident", "exif", "error")
+    table = None if as_json else Table("path", "rotation", "confidence", "confident", "exif", "error")
     with _progress(len(items), "predicting") as bar:
         task = bar.add_task("", total=len(items))
         for pred in pipeline.predict_iter([p for p, _ in items], options, [label for _, label in items], workers):
             failures += pred.error is not None
-            if as_json:
+            if table is None:
                 _print_json(pred.to_json())
             else:
                 table.add_row(pred.path, "" if pred.rotation is None else f"{pred.rotation}°",
@@ -126,7 +180,7 @@ def predict(
                               "" if pred.exif_orientation is None else str(pred.exif_orientation),
                               pred.error or "")
             bar.advance(task)
-    if not as_json:
+    if table is not None:
         out.print(table)
     if failures:
         err.print(f"[yellow]{failures} of {len(items)} files could not be read[/yellow]")
@@ -732,8 +786,7 @@ def batch(
                   journal=str(table.with_name(table.name + ".d")), format=fmt,
                   options=pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels, format=fmt,
                                            thorough=thorough))
-        with Progress(TextColumn("batch"), BarColumn(), MofNCompleteColumn(), _Rate(), TimeRemainingColumn(),
-                      console=err, transient=True, disable=not err.is_terminal) as bar:
+        with _progress(len(paths), "batch", rate=True) as bar:
             task = bar.add_task("", total=len(paths))
             summary = engine.run(source, job, table, address=address, batch_size=batch_size,
                                  progress=lambda done, total: bar.update(task, completed=done, total=total))
@@ -753,13 +806,6 @@ def batch(
         for path, msg in summary.failed[:20]:
             _failed(Path(path), msg, indent="  ")
     raise typer.Exit(1 if summary.failed else 0)
-
-
-class _Rate(ProgressColumn):
-    """Pictures per second."""
-
-    def render(self, task) -> Text:
-        return Text(f"{task.speed:.1f} pictures/s" if task.speed else "")
 
 
 @app.command()

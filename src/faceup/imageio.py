@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from jpegtran import JPEGImage
 from PIL import Image, JpegImagePlugin, UnidentifiedImageError
 
 from faceup.errors import (
@@ -41,15 +40,29 @@ from faceup.errors import (
     shown,
 )
 
-try:  # the heic extra: reads and writes HEIC/HEIF
-    import pillow_heif as _heif
+_HEIF_LOCK = threading.Lock()
+_heif_writes: bool | None = None
 
-    HEIF_WRITES = True
-except ImportError:  # the core install: reads them
-    import pi_heif as _heif
 
-    HEIF_WRITES = False
-_heif.register_heif_opener()
+def heif_writes() -> bool:
+    """Register the HEIC/HEIF plugin with Pillow (on first need: its import is a
+    tenth of faceup's start-up, which a folder of JPEGs should not pay) and say
+    whether it also writes them: the heic extra (pillow-heif) reads and writes,
+    the core install (pi-heif) reads."""
+    global _heif_writes
+    with _HEIF_LOCK:
+        if _heif_writes is None:
+            try:
+                import pillow_heif as heif
+
+                writes = True
+            except ImportError:
+                import pi_heif as heif
+
+                writes = False
+            heif.register_heif_opener()
+            _heif_writes = writes
+    return _heif_writes
 
 T = Image.Transpose
 
@@ -210,6 +223,8 @@ def read(
     if len(data) == 0:
         raise EmptyFileError("the file is empty (0 bytes)")
     _allow_pillow(max_pixels)
+    if data[4:8] == b"ftyp":  # an ISO media file: HEIC/HEIF/AVIF are read by the HEIF plugin
+        heif_writes()
     try:
         with warnings.catch_warnings():
             # faceup's own limit (max_pixels) decides, below; Pillow's fixed one must not
@@ -487,6 +502,8 @@ def _lossless_jpeg(picture: Picture, op: T | None) -> bytes | None:
     if full not in (None, T.TRANSPOSE) and (w % mcu_w or h % mcu_h):
         return None
     try:
+        from jpegtran import JPEGImage  # only turning JPEGs needs it
+
         img = JPEGImage(blob=picture.data)
         if full is None:
             out = img
@@ -655,7 +672,7 @@ def encode(
             return transform(frame)
         return frame if turn is None else frame.transpose(turn)
 
-    if fmt == "HEIF" and not HEIF_WRITES:
+    if fmt == "HEIF" and not heif_writes():
         raise MissingExtraError("writing HEIC/HEIF needs the heic extra (the HEVC encoder): "
                                 "pip install 'faceup[heic]', or ask for another output format (jpeg, "
                                 "png, ...: --format on the command line, format= over HTTP); nothing was written")
