@@ -216,3 +216,20 @@ def test_without_the_ray_extra_the_message_names_it(tmp_path, archive):
     code, _, stderr = run_batch(str(archive), "-o", str(tmp_path / "o"), env=env)
     assert code == 2 and "pip install 'faceup[ray]'" in " ".join(stderr.split())
     shutil.rmtree(tmp_path / "blocked")
+
+
+def test_an_address_where_no_cluster_answers_is_refused_at_once(tmp_path, archive):
+    # given such an address Ray retries without end; faceup says what to do, and writes nothing
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "out"
+    for address, said in ((f"127.0.0.1:{port}", "no Ray cluster answers at"), ("no-port-here", "takes HOST:PORT")):
+        t = time.perf_counter()
+        code, _, err = run_batch(str(archive), "-o", str(out), "--address", address)
+        assert code == 2
+        assert time.perf_counter() - t < 60
+        assert said in " ".join(err.split()) and "Traceback" not in err
+    assert not out.exists() or not any(out.rglob("*.jpg"))

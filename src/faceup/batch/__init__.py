@@ -15,13 +15,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from faceup import imageio, pipeline
 from faceup.batch.work import MODES, STAGED, Job, process
-from faceup.errors import BadOptionError, missing_extra
+from faceup.errors import BadOptionError, missing_extra, shown
 from faceup.files import walk
 
 #: Pictures per Ray batch: an actor judges it in chunks of pipeline.CHUNK, the
@@ -125,8 +126,16 @@ def _run_on_ray(ray, todo: list[str], job: Job, journal, address: str | None, ba
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=address or os.environ.get("RAY_ADDRESS") or None, include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
+        address = address or os.environ.get("RAY_ADDRESS") or None
+        if address:
+            check_reachable(address)
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        except ConnectionError as exc:
+            raise BadOptionError(
+                f"could not join the Ray cluster at {address} ({shown(exc, 160)}); if it uses token "
+                "authentication, set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN as on its nodes "
+                "(`ray get-auth-token` on the head prints the token)") from None
     try:
         ctx = DataContext.get_current()
         ctx.enable_progress_bars = False
@@ -157,6 +166,24 @@ def _run_on_ray(ray, todo: list[str], job: Job, journal, address: str | None, ba
     finally:
         if started_here:
             ray.shutdown()
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Refuse an address where nothing listens, at once: given one, Ray retries
+    without end, printing a warning every few seconds (seen with Ray 2.60)."""
+    if address == "auto" or "://" in address:  # Ray's own lookup of a local cluster; Ray Client
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise BadOptionError(f"--address takes HOST:PORT (the head node's address, port 6379 unless "
+                             f"`ray start --head --port` said otherwise), not {address!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise BadOptionError(
+            f"no Ray cluster answers at {address} ({exc.strerror or type(exc).__name__}): start one there "
+            "with `ray start --head`, check the address (`ray status` on the head prints it), or leave out "
+            "--address (and RAY_ADDRESS) to run on a local Ray") from None
 
 
 class _Worker:
