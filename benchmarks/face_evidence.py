@@ -61,10 +61,11 @@ def build(root: Path, split: str, limit: int, seed: int) -> dict[str, list[Image
     return sets
 
 
-def collect(images: list[Image.Image], fallbacks: list[str]):
+def collect(images: list[Image.Image], fallbacks: list[str], extra=None):
     """Per case: truth, the classifier's posterior, whether the cascade looks for
     faces, the whole views' evidence and seconds, and per fallback (run only where
-    the whole views show no face) its evidence and seconds."""
+    the whole views show no face) its evidence and seconds; `extra(picture)`, other
+    evidence run there too, is kept under the key "extra" (benchmarks/mask_evidence.py)."""
     m = orientation.model()
     rows = []
     for img in images:
@@ -83,6 +84,10 @@ def collect(images: list[Image.Image], fallbacks: list[str]):
                         t0 = time.perf_counter()
                         ev[fb] = np.array([v.evidence for v in faces.fallback_views(pic, fb)])
                         secs[fb] = time.perf_counter() - t0
+                    if extra is not None:
+                        t0 = time.perf_counter()
+                        ev["extra"] = extra(pic)
+                        secs["extra"] = time.perf_counter() - t0
             rows.append({"y": k, "p": p, "gated": gated, "whole": whole, "t_whole": t_whole, "ev": ev, "secs": secs})
     return rows
 
