@@ -17,10 +17,12 @@ NHWC to NCHW: the ONNX model takes 1x3x256x256 RGB in [0, 1] and answers
 MediaPipe's own SelfieSegmentation on the pictures given (mean absolute
 difference of the masks and IoU of the person areas).
 
-`--pose OUT.onnx` translates the pose landmark model of the same package
+`--pose --out OUT.onnx` translates the pose landmark model of the same package
 (modules/pose_landmark/pose_landmark_full.tflite, whose segmentation head is made
-for whole bodies; three more operators: PAD, MAX_POOL_2D, RESHAPE), the candidate
-tried for the person mask and not kept (README, "Background replacement").
+for whole bodies; three more operators: PAD, MAX_POOL_2D, RESHAPE), and `--tflite
+.../selfie_segmentation_landscape.tflite --out OUT.onnx` the landscape selfie
+model (one more: MEAN): the candidates tried for the person mask and not kept
+(README, "Background replacement").
 """
 
 from __future__ import annotations
@@ -211,6 +213,10 @@ class Converter:
                 target = self.activation(o.FusedActivationFunction(), out)
                 self.node("MaxPool", [self.name(ins[0])], [target], kernel_shape=list(kernel), strides=list(stride),
                           pads=self.pads(o.Padding(), self.shape(ins[0])[1:3], kernel, stride))
+            elif kind == "MEAN":  # global average over the spatial axes (the landscape model)
+                axes = sorted(int(a) for a in self.const(ins[1]).ravel())
+                assert axes == [1, 2], axes
+                self.node("ReduceMean", [self.name(ins[0])], [out], axes=[2, 3], keepdims=1)
             elif kind == "RESHAPE":
                 # only [1, 1, 1, C] -> [1, C] (a head's output): the same order in NCHW
                 assert self.shape(ins[0])[1:3] == [1, 1], self.shape(ins[0])
@@ -285,10 +291,13 @@ def main() -> None:
     ap.add_argument("--tflite", help="the .tflite file (default: from the installed mediapipe package)")
     ap.add_argument("--check-only", nargs="*", default=None, metavar="PICTURE",
                     help="do not convert: compare the shipped ONNX with MediaPipe on these pictures")
-    ap.add_argument("--pose", metavar="OUT.onnx",
-                    help="convert the pose landmark model (full) instead, to this file, not installed: the candidate "
-                         "tried for whole bodies (README, Background replacement); outputs landmarks [1, 195], "
-                         "presence [1, 1] and mask logits [1, 1, 256, 256] of a person-centred 256 px square in [0, 1]")
+    ap.add_argument("--out", metavar="OUT.onnx",
+                    help="write a candidate here instead of installing it (registry untouched): e.g. the landscape "
+                         "model, --tflite .../selfie_segmentation_landscape.tflite (1x3x144x256 in)")
+    ap.add_argument("--pose", action="store_true",
+                    help="the pose landmark model (full) instead (needs --out): the candidate tried for whole bodies "
+                         "(README, Background replacement); outputs landmarks [1, 195], presence [1, 1] and mask "
+                         "logits [1, 1, 256, 256] of a person-centred 256 px square in [0, 1]")
     args = ap.parse_args()
     dest = WEIGHTS / "segmentation.onnx"
     if args.check_only is not None:
@@ -301,12 +310,16 @@ def main() -> None:
         if spec is None or spec.origin is None:
             raise SystemExit("install mediapipe==0.10.21 first, or pass --tflite")
         tfl = Path(spec.origin).parent.parent / (POSE_SOURCE if args.pose else SOURCE)
+    if args.pose and not args.out:
+        raise SystemExit("--pose needs --out: the pose model is a candidate, not installed")
     if args.pose:
         model = Converter(tfl.read_bytes()).convert(["landmarks", "presence", "mask", None, None], "pose_landmark")
-        onnx.save(model, args.pose)
-        print(args.pose, Path(args.pose).stat().st_size)
+    else:
+        model = Converter(tfl.read_bytes()).convert()
+    if args.out:
+        onnx.save(model, args.out)
+        print(args.out, Path(args.out).stat().st_size)
         return
-    model = Converter(tfl.read_bytes()).convert()
     onnx.save(model, dest)
     digest = hashlib.sha256(dest.read_bytes()).hexdigest()
     reg_path = WEIGHTS / "registry.json"
