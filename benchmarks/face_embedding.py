@@ -1,0 +1,127 @@
+"""Does a network that has seen more faces carry gender across sources? (issue 12,
+a measurement for the next step; nothing here is shipped or chosen.)
+
+dlib's face recognition ResNet (128-D embeddings, trained by Davis King on about
+3 million faces; CC0) ships inside the PyPI package face_recognition_models
+(0.3.0, with dlib's 5-point shape predictor); dlib itself comes with the bench
+extra. A logistic regression on the embeddings (class-balanced, L2) learns gender
+from one source and is scored on the other, beside faceup's own gender model
+trained without that source, on the same faces:
+
+    .venv/bin/pip install -e '.[bench]' face_recognition_models==0.3.0
+    .venv/bin/python benchmarks/face_embedding.py --compare runs/ag-web/agegender.onnx
+
+Faces: the web faces (all 2,307) and 3,500 UTKFace faces drawn from its training
+part (seed 0): 2,000 to learn from, 1,500 to score. Each crop is aligned by the
+5-point model inside its central 80% (the crops are faces already). --compare: an
+age/gender ONNX trained without UTKFace (runs/ag-web, README "Face analysis"),
+run through faceup's own path (BlazeFace, the levelled crop) on the same 1,500.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from faceup import datasets, faces  # noqa: E402
+
+AGE_GROUPS = ((0, 10), (10, 20), (20, 40), (40, 60), (60, 200))
+
+
+def embedder(models: Path):
+    import dlib
+
+    sp = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
+    rec = dlib.face_recognition_model_v1(str(models / "dlib_face_recognition_resnet_model_v1.dat"))
+
+    def embed(path: Path) -> np.ndarray:
+        img = np.asarray(Image.open(path).convert("RGB"))
+        h, w = img.shape[:2]
+        shape = sp(img, dlib.rectangle(int(0.1 * w), int(0.1 * h), int(0.9 * w), int(0.9 * h)))
+        return np.array(rec.compute_face_descriptor(img, shape, 0))
+    return embed
+
+
+def logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, steps: int = 2000, lr: float = 0.5):
+    """A class-balanced L2 logistic regression by gradient descent; answers P(y = 1)."""
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+    z = (x - mu) / sd
+    w, b = np.zeros(z.shape[1]), 0.0
+    weight = np.where(y == 1, 0.5 / y.mean(), 0.5 / (1 - y.mean()))
+    for _ in range(steps):
+        g = weight * (1 / (1 + np.exp(-(z @ w + b))) - y)
+        w -= lr * (z.T @ g / len(y) + l2 * w)
+        b -= lr * g.mean()
+    return lambda x2: 1 / (1 + np.exp(-(((x2 - mu) / sd) @ w + b)))
+
+
+def row(name: str, pred: np.ndarray, y: np.ndarray, ages: np.ndarray | None) -> str:
+    cells = [name, f"{len(y)}", f"{(pred == y).mean():.2%}", f"{(pred[y == 1] == 1).mean():.1%}",
+             f"{(pred[y == 0] == 0).mean():.1%}"]
+    if ages is not None:
+        adult = ages >= 20
+        groups = [(pred[(ages >= a) & (ages < b)] == y[(ages >= a) & (ages < b)]).mean() for a, b in AGE_GROUPS]
+        cells += [f"{(pred[adult] == y[adult]).mean():.2%}", " / ".join(f"{g:.1%}" for g in groups),
+                  f"{np.mean(groups):.2%}"]
+    else:
+        cells += ["", "", ""]
+    return "| " + " | ".join(cells) + " |"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--models", default=None, help="face_recognition_models' models folder (default: the installed package)")
+    ap.add_argument("--compare", default=None, metavar="ONNX", help="an age/gender model trained without UTKFace")
+    args = ap.parse_args()
+    if args.models:
+        models = Path(args.models)
+    else:
+        try:
+            import face_recognition_models
+        except ImportError:
+            raise SystemExit("pip install face_recognition_models==0.3.0 (and the bench extra for dlib), "
+                             "or pass --models") from None
+        models = Path(face_recognition_models.__file__).parent / "models"
+    root = datasets.data_root(args.data)
+    utk = datasets.utkface(root, "train")
+    random.Random(0).shuffle(utk)
+    web = datasets.gender_web(root, "train") + datasets.gender_web(root, "val")
+    learn_utk = [(p, datasets.utkface_labels(p)["gender"]) for p in utk[:2000]]
+    test_utk = [(p, datasets.utkface_labels(p)["gender"]) for p in utk[2000:3500]]
+    embed = embedder(models)
+    x = {name: np.stack([embed(p) for p, _ in items]) for name, items in
+         (("web", web), ("learn_utk", learn_utk), ("test_utk", test_utk))}
+    y = {name: np.array([g for _, g in items]) for name, items in
+         (("web", web), ("learn_utk", learn_utk), ("test_utk", test_utk))}
+    ages = np.array([datasets.utkface_labels(p)["age"] for p, _ in test_utk])
+    print("command: python benchmarks/face_embedding.py" + (f" --compare {args.compare}" if args.compare else ""))
+    print("| gender, learnt from one source, scored on the other | faces | accuracy | women | men | adults (20+) "
+          "| age groups 0-9 / 10-19 / 20-39 / 40-59 / 60+ | mean of the age groups |")
+    print("|---|---|---|---|---|---|---|---|")
+    p = logistic(x["web"], y["web"])(x["test_utk"])
+    print(row("dlib embedding + logistic regression, web faces -> UTKFace", (p >= 0.5).astype(int), y["test_utk"], ages))
+    if args.compare:
+        from faceup.models.attributes import GENDERS, AgeGenderModel
+
+        ag = AgeGenderModel.from_file(args.compare)
+        pred = []
+        for path, _ in test_utk:
+            img = Image.open(path).convert("RGB")
+            pred.append(GENDERS.index(ag.predict([faces.main_face_crop(img) or img])[0][1]))
+        print(row(f"faceup's gender model without UTKFace ({args.compare}), web faces -> UTKFace",
+                  np.array(pred), y["test_utk"], ages))
+    p = logistic(x["learn_utk"], y["learn_utk"])(x["web"])
+    print(row("dlib embedding + logistic regression, UTKFace (2,000) -> web faces", (p >= 0.5).astype(int), y["web"],
+              None))
+
+
+if __name__ == "__main__":
+    main()
