@@ -49,6 +49,37 @@ def embedder(models: Path):
     return embed
 
 
+#: dlib's 5-point chip template (get_face_chip_details, size 150, padding 0.25): the
+#: centres of its two eye-corner pairs, where faceup puts BlazeFace's eye centres.
+CHIP_EYES = (complex((0.25 + 0.2273) / 1.5 * 150, (0.25 + 0.2213) / 1.5 * 150),
+             complex((0.25 + 0.7528) / 1.5 * 150, (0.25 + 0.2213) / 1.5 * 150))
+
+
+def onnx_embedder(path: Path):
+    """The converted network (tools/convert_dlib_face.py) on 150 px chips aligned by
+    the eye centres of faceup's own detector (the largest face; the crop itself if none)."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def embed(p: Path) -> np.ndarray:
+        img = Image.open(p).convert("RGB")
+        found = faces.detect_all(img)
+        if found:
+            kp = max(found, key=lambda d: d.width).keypoints
+            i1, i2 = complex(*kp[0]), complex(*kp[1])  # the subject's right eye (image left), left eye
+        else:
+            i1 = complex(img.width * 0.3, img.height * 0.4)
+            i2 = complex(img.width * 0.7, img.height * 0.4)
+        a = (i2 - i1) / (CHIP_EYES[1] - CHIP_EYES[0])
+        b = i1 - a * CHIP_EYES[0]
+        chip = img.transform((150, 150), Image.Transform.AFFINE, (a.real, -a.imag, b.real, a.imag, a.real, b.imag),
+                             Image.Resampling.BILINEAR)
+        x = np.asarray(chip, np.float32).transpose(2, 0, 1)[None]
+        return sess.run(None, {"image": x})[0][0]
+    return embed
+
+
 def logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, steps: int = 2000, lr: float = 0.5):
     """A class-balanced L2 logistic regression by gradient descent; answers P(y = 1)."""
     mu, sd = x.mean(0), x.std(0) + 1e-6
@@ -80,8 +111,12 @@ def main() -> None:
     ap.add_argument("--data", default=None)
     ap.add_argument("--models", default=None, help="face_recognition_models' models folder (default: the installed package)")
     ap.add_argument("--compare", default=None, metavar="ONNX", help="an age/gender model trained without UTKFace")
+    ap.add_argument("--onnx", default=None, help="the network converted by tools/convert_dlib_face.py, on chips aligned "
+                                                 "by faceup's detector (instead of dlib and its 5-point aligner)")
     args = ap.parse_args()
-    if args.models:
+    if args.onnx:
+        models = None
+    elif args.models:
         models = Path(args.models)
     else:
         try:
@@ -96,18 +131,20 @@ def main() -> None:
     web = datasets.gender_web(root, "train") + datasets.gender_web(root, "val")
     learn_utk = [(p, datasets.utkface_labels(p)["gender"]) for p in utk[:2000]]
     test_utk = [(p, datasets.utkface_labels(p)["gender"]) for p in utk[2000:3500]]
-    embed = embedder(models)
+    embed = onnx_embedder(Path(args.onnx)) if args.onnx else embedder(models)
     x = {name: np.stack([embed(p) for p, _ in items]) for name, items in
          (("web", web), ("learn_utk", learn_utk), ("test_utk", test_utk))}
     y = {name: np.array([g for _, g in items]) for name, items in
          (("web", web), ("learn_utk", learn_utk), ("test_utk", test_utk))}
     ages = np.array([datasets.utkface_labels(p)["age"] for p, _ in test_utk])
-    print("command: python benchmarks/face_embedding.py" + (f" --compare {args.compare}" if args.compare else ""))
+    print("command: python benchmarks/face_embedding.py" + (f" --compare {args.compare}" if args.compare else "")
+          + (f" --onnx {args.onnx}" if args.onnx else ""))
     print("| gender, learnt from one source, scored on the other | faces | accuracy | women | men | adults (20+) "
           "| age groups 0-9 / 10-19 / 20-39 / 40-59 / 60+ | mean of the age groups |")
     print("|---|---|---|---|---|---|---|---|")
     p = logistic(x["web"], y["web"])(x["test_utk"])
-    print(row("dlib embedding + logistic regression, web faces -> UTKFace", (p >= 0.5).astype(int), y["test_utk"], ages))
+    how = "converted network on faceup-aligned chips" if args.onnx else "dlib embedding"
+    print(row(f"{how} + logistic regression, web faces -> UTKFace", (p >= 0.5).astype(int), y["test_utk"], ages))
     if args.compare:
         from faceup.models.attributes import GENDERS, AgeGenderModel
 
@@ -119,8 +156,7 @@ def main() -> None:
         print(row(f"faceup's gender model without UTKFace ({args.compare}), web faces -> UTKFace",
                   np.array(pred), y["test_utk"], ages))
     p = logistic(x["learn_utk"], y["learn_utk"])(x["web"])
-    print(row("dlib embedding + logistic regression, UTKFace (2,000) -> web faces", (p >= 0.5).astype(int), y["web"],
-              None))
+    print(row(f"{how} + logistic regression, UTKFace (2,000) -> web faces", (p >= 0.5).astype(int), y["web"], None))
 
 
 if __name__ == "__main__":
