@@ -54,8 +54,7 @@ def build(root: Path, split: str, limit: int, seed: int) -> dict[str, list[Image
     sources = hard.measuring_sources(root, split)
     scenes, faces_ = sources[0], sources[1]
     sets = {kind: [hard.make(kind, sources, rng) for _ in range(limit)] for kind in hard.MAKERS}
-    sets["synthetic"] = [synthetic(lambda: Image.open(rng.choice(scenes)), lambda: Image.open(rng.choice(faces_)), rng)
-                         for _ in range(limit)]
+    sets["synthetic"] = [synthetic(hard.opener(scenes, rng), hard.opener(faces_, rng), rng) for _ in range(limit)]
     sets["crowds"] = [imageio.read(p).image for p in datasets.crowds(root, split)]
     sets["scenes"] = [imageio.read(p).image for p in scenes]
     return sets

@@ -130,8 +130,9 @@ def make(kind: str, sources: tuple[list[Path], list[Path], list[Path]], rng: ran
          boxes: list | None = None) -> Image.Image:
     """A picture of `kind` from randomly drawn pictures of `sources` (measuring_sources)."""
     scenes, faces, people = sources
+    return MAKERS[kind](opener(scenes, rng), opener(people if kind in PERSON_KINDS else faces, rng), rng, boxes)
 
-    def pick(paths: list[Path]) -> Opener:
-        return lambda: Image.open(rng.choice(paths))
 
-    return MAKERS[kind](pick(scenes), pick(people if kind in PERSON_KINDS else faces), rng, boxes)
+def opener(paths: list[Path], rng: random.Random) -> Opener:
+    """An Opener of a randomly drawn picture of `paths` at each call."""
+    return lambda: Image.open(rng.choice(paths))
