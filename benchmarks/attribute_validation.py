@@ -6,6 +6,12 @@ choose between models by a rule set before reading the figures.
     .venv/bin/python benchmarks/attribute_validation.py --smile shipped runs/smile-all/smile.onnx
     .venv/bin/python benchmarks/attribute_validation.py --agegender shipped runs/ag-both/agegender.onnx
     .venv/bin/python benchmarks/attribute_validation.py --smile shipped shipped+mirror   # with mirror images
+    .venv/bin/python benchmarks/attribute_validation.py --gender shipped runs/gender/gender.onnx
+
+--gender: the gender read-out on the face network (its own chips, aligned by the
+detector's eyes, so no cached crops), on the same validation faces and on the
+validation half of LFW (benchmarks/attributes.py lfw_halves: a source neither
+model learnt from).
 
 "shipped" is the model in the package registry. Faces are cut as at run time
 (cached crops of faceup.train.attributes).
@@ -82,10 +88,41 @@ def agegender(root: Path, paths: list[str]) -> None:
     return rel
 
 
+def gender(root: Path, paths: list[str]) -> dict:
+    import sys
+
+    from faceup.train.gender_head import chip_of
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from attributes import lfw_halves
+
+    sets = {"utkface": [(p, datasets.utkface_labels(p)["gender"]) for p in datasets.utkface(root, "val")
+                        if datasets.utkface_labels(p)["gender"] in (0, 1)],
+            "gender_web": datasets.gender_web(root, "val"),
+            "LFW validation half": lfw_halves(root)["val"]}
+    chips = {k: np.stack([chip_of(p) for p, _ in v]) for k, v in sets.items()}
+    print("| gender model | " + " | ".join(f"{k} ({len(v)})" for k, v in sets.items()) + " | ECE per source |")
+    print("|---|" + "---|" * (len(sets) + 1))
+    for path in paths:
+        model = load("gender", path)
+        rel = {}
+        accs = []
+        for k, v in sets.items():
+            female = np.concatenate([model.session.run(["female"], {"image": chips[k][i:i + 64]})[0][:, 0]
+                                     for i in range(0, len(v), 64)])
+            right = (female >= 0.5) == np.array([g for _, g in v])
+            accs.append(right.mean())
+            rel[k] = reliability(np.maximum(female, 1 - female), right)
+        print(f"| {path} | " + " | ".join(f"{a:.2%}" for a in accs) + " | "
+              + " / ".join(f"{r['ece']:.3f}" for r in rel.values()) + " |", flush=True)
+    return rel
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--smile", nargs="*", default=[], metavar="ONNX")
     ap.add_argument("--agegender", nargs="*", default=[], metavar="ONNX")
+    ap.add_argument("--gender", nargs="*", default=[], metavar="ONNX")
     ap.add_argument("--data", default=None)
     ap.add_argument("--reliability-png", default=None, metavar="PATH",
                     help="draw the last model's reliability diagram per source (needs the plots extra)")
@@ -93,13 +130,17 @@ def main() -> None:
     root = datasets.data_root(args.data)
     print("command: python benchmarks/attribute_validation.py"
           + (f" --smile {' '.join(args.smile)}" if args.smile else "")
-          + (f" --agegender {' '.join(args.agegender)}" if args.agegender else "") + "\n")
+          + (f" --agegender {' '.join(args.agegender)}" if args.agegender else "")
+          + (f" --gender {' '.join(args.gender)}" if args.gender else "") + "\n")
     panels = {}
     if args.smile:
         panels.update({f"smile, {k}": v for k, v in smile(root, args.smile).items()})
         print()
     if args.agegender:
-        panels.update({f"gender, {k}": v for k, v in agegender(root, args.agegender).items()})
+        panels.update({f"gender (age/gender model), {k}": v for k, v in agegender(root, args.agegender).items()})
+        print()
+    if args.gender:
+        panels.update({f"gender, {k}": v for k, v in gender(root, args.gender).items()})
     if args.reliability_png:
         draw(panels, args.reliability_png)
 

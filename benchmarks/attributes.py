@@ -9,9 +9,11 @@
 - with --lfw-gender: gender on a balanced set of LFW faces (another source, never
   trained on), one picture per person, the label read from the person's first
   name with gender-guesser's name dictionary (only names it calls plainly male
-  or female; a name-based label is itself wrong now and then).
+  or female; a name-based label is itself wrong now and then); --lfw-half: one
+  half of those people (split by name: "val" chooses, "test" is held out).
 Race is never predicted; UTKFace's race label is read only to split the report.
-Faces go through the run-time path: BlazeFace on the picture, a levelled crop.
+Faces go through the run-time path: BlazeFace on the picture, then the levelled
+crop (smile, age) or the eye-aligned chip (the gender read-out).
 """
 
 from __future__ import annotations
@@ -53,13 +55,19 @@ def main() -> None:
     ap.add_argument("--smile-only", action="store_true", help="skip the UTKFace part")
     ap.add_argument("--lfw-gender", type=int, default=0, metavar="N",
                     help="also measure gender on N LFW women and N LFW men (needs the bench extra)")
+    ap.add_argument("--lfw-half", choices=["val", "test"], default=None,
+                    help="gender on one half of LFW (split by person: validation or held-out), balanced")
+    ap.add_argument("--gender-compare", nargs="*", default=[], metavar="ONNX",
+                    help="with --lfw-gender/--lfw-half: other gender or age/gender models on the same faces")
     args = ap.parse_args()
     root = datasets.data_root(args.data)
     rng = random.Random(0)
     print(f"command: python benchmarks/attributes.py --limit {args.limit} "
           f"--smile-models {' '.join(args.smile_models)}"
           + (f" --gender-models {' '.join(args.gender_models)}" if args.gender_models else "")
-          + (f" --lfw-gender {args.lfw_gender}" if args.lfw_gender else "") + "\n")
+          + (f" --lfw-gender {args.lfw_gender}" if args.lfw_gender else "")
+          + (f" --lfw-half {args.lfw_half}" if args.lfw_half else "")
+          + (f" --gender-compare {' '.join(args.gender_compare)}" if args.gender_compare else "") + "\n")
 
     # smile, each source scored by a model that never saw it (leave one source out)
     print("| smile: held-out source | model trained on | faces | accuracy | no face detected (whole crop used) | "
@@ -89,9 +97,9 @@ def main() -> None:
         print(f"| {source} | {model_path} | {n} | {right / n:.1%} | {missed} | {right_found / n:.1%} | {ece:.3f} |")
     print()
     if args.gender_models:
-        gender_left_out(root, args.gender_models, args.limit, rng)
-    if args.lfw_gender:
-        lfw_gender(root, args.lfw_gender)
+        gender_left_out(root, args.gender_models, args.limit)
+    if args.lfw_gender or args.lfw_half:
+        lfw_gender(root, args.lfw_gender, args.lfw_half, tuple(args.gender_compare))
     if args.smile_only:
         return
 
@@ -99,6 +107,7 @@ def main() -> None:
     utk = datasets.utkface(root, "val")
     utk = rng.sample(utk, min(args.limit, len(utk)))
     ag = get_model("agegender")
+    read_gender = gender_reader()
     rows = defaultdict(lambda: {"n": 0, "gender": 0, "age_ok": 0, "age_err": 0.0, "orient": 0, "orient_n": 0})
     opts = pipeline.Options()
     for p in utk:
@@ -106,8 +115,9 @@ def main() -> None:
         if lab["age"] is None or lab["gender"] not in (0, 1):
             continue
         img = Image.open(p).convert("RGB")
-        crop = faces.main_face_crop(img) or img
-        age, gender, _ = ag.predict([crop])[0]
+        d = largest_face(img)
+        age = ag.predict([faces.face_crop(img, d) if d is not None else img])[0][0]
+        gender, _ = read_gender(img, d)
         g_ok = gender == ("male", "female")[lab["gender"]]
         a_ok = abs(age_group(age) - age_group(lab["age"])) <= 1
         orient = sum(pipeline.predict(turned_jpeg(img, r), opts).rotation == r for r in (0, 90, 180, 270))
@@ -135,28 +145,56 @@ def main() -> None:
     print("\n(group: UTKFace's own race label, used only to split this report; never predicted)")
 
 
-def gender_left_out(root: Path, models: list[str], limit: int, rng: random.Random) -> None:
-    """Gender, each source scored by a model that never saw it (a random sample of
-    the whole source, both its parts), through the run-time path."""
-    from faceup.models.attributes import AgeGenderModel
+def largest_face(img: Image.Image):
+    """The largest face faceup's detector finds (None if none)."""
+    found = faces.detect_all(img)
+    return max(found, key=lambda d: d.width) if found else None
 
+
+def gender_reader(model_path: str | None = None):
+    """(img, largest face or None) -> (gender, score) through the run-time path of a
+    gender model: the shipped one (None), or an ONNX file: a gender read-out (output
+    "female", on faces.aligned_chip) or an age/gender model (on the levelled crop;
+    the picture whole when no face is found)."""
+    import onnxruntime as ort
+
+    from faceup.models.attributes import AgeGenderModel, GenderModel
+
+    if model_path is None:
+        model = get_model("gender")
+    elif "female" in [o.name for o in ort.InferenceSession(model_path).get_outputs()]:
+        model = GenderModel.from_file(model_path)
+    else:
+        model = AgeGenderModel.from_file(model_path)
+
+    def read(img: Image.Image, d) -> tuple[str, float]:
+        if isinstance(model, GenderModel):
+            return model.predict([faces.aligned_chip(img, d)])[0]
+        return model.predict([faces.face_crop(img, d) if d is not None else img])[0][1:]
+    return read
+
+
+def gender_left_out(root: Path, models: list[str], limit: int) -> None:
+    """Gender, each source scored by a model that never saw it (a random sample of
+    the whole source, both its parts, the same faces for every model of a source),
+    through the run-time path."""
     print("| gender: held-out source | model trained on | faces | accuracy | women | men | no face found | ECE |")
     print("|---|---|---|---|---|---|---|---|")
     for source, model_path in (m.split("=", 1) for m in models):
-        ag = AgeGenderModel.from_file(model_path)
+        read = gender_reader(model_path)
         if source == "utkface":
             pairs = [(p, datasets.utkface_labels(p)["gender"]) for s in ("train", "val") for p in datasets.utkface(root, s)]
         else:
             pairs = [(p, g) for s in ("train", "val") for p, g in datasets.gender_web(root, s)]
-        pairs = rng.sample([x for x in pairs if x[1] in (0, 1)], min(limit, len(pairs)))
+        pairs = random.Random(source).sample([x for x in pairs if x[1] in (0, 1)], min(limit, len(pairs)))
         right = {0: [0, 0], 1: [0, 0]}
         missed = 0
         conf, ok = [], []
         for p, g in pairs:
             img = Image.open(p).convert("RGB")
-            crop = faces.main_face_crop(img)
-            missed += crop is None
-            _, gender, score = ag.predict([crop or img])[0]
+            d = largest_face(img)
+            missed += d is None
+            gender, score = read(img, d)
             good = gender == ("male", "female")[g]
             right[g][0] += good
             right[g][1] += 1
@@ -187,25 +225,57 @@ def lfw_people_by_gender(root: Path) -> dict[str, list[Path]]:
     return out
 
 
-def lfw_gender(root: Path, n: int) -> None:
-    ag = get_model("agegender")
+def lfw_halves(root: Path) -> dict[str, list[tuple[Path, int]]]:
+    """The LFW people of lfw_people_by_gender split by a crc32 of the person's name:
+    even -> "val" (a cross-source validation set, issue 12), odd -> "test" (held out);
+    each half balanced (all of the rarer gender, as many of the other, seed 0).
+    Labels: 0 male, 1 female."""
+    import zlib
+
     by_gender = lfw_people_by_gender(root)
-    rng = random.Random(1)
-    n = min(n, *(len(v) for v in by_gender.values()))
-    print("| LFW, balanced (never trained on) | faces | gender accuracy | no face found (whole picture used) |")
-    print("|---|---|---|---|")
-    total = right_all = 0
-    for gender, paths in by_gender.items():
-        right = missed = 0
-        for p in rng.sample(paths, n):
+    out: dict[str, list[tuple[Path, int]]] = {}
+    for half, parity in (("val", 0), ("test", 1)):
+        part = {g: [p for p in paths if zlib.crc32(p.stem.rsplit("_", 1)[0].encode()) % 2 == parity]
+                for g, paths in by_gender.items()}
+        n = min(len(v) for v in part.values())
+        rng = random.Random(0)
+        out[half] = [(p, ("male", "female").index(g)) for g in ("male", "female")
+                     for p in (part[g] if len(part[g]) == n else sorted(rng.sample(part[g], n)))]
+    return out
+
+
+def lfw_gender(root: Path, n: int, half: str | None = None, compare: tuple[str, ...] = ()) -> None:
+    """Gender on LFW, balanced: n women and n men drawn at random (seed 1), or one half
+    of lfw_halves (`half`: "val" or "test"); the shipped model and `compare` models."""
+    from faceup.calibration import reliability
+
+    if half:
+        pairs = lfw_halves(root)[half]
+        what = f"LFW {'validation' if half == 'val' else 'held-out'} half, balanced (never trained on)"
+    else:
+        by_gender = lfw_people_by_gender(root)
+        rng = random.Random(1)
+        n = min(n, *(len(v) for v in by_gender.values()))
+        pairs = [(p, ("male", "female").index(g)) for g, paths in by_gender.items() for p in rng.sample(paths, n)]
+        what = "LFW, balanced (never trained on)"
+    print(f"| {what} | model | faces | gender accuracy | women | men | no face found | ECE |")
+    print("|---|---|---|---|---|---|---|---|")
+    for model in (None, *compare):
+        read = gender_reader(model)
+        ok, conf, ys, missed = [], [], [], 0
+        for p, g in pairs:
             img = Image.open(p).convert("RGB")
-            crop = faces.main_face_crop(img)
-            missed += crop is None
-            right += ag.predict([crop or img])[0][1] == gender
-        print(f"| {gender} (by first name) | {n} | {right / n:.1%} | {missed} |")
-        total += n
-        right_all += right
-    print(f"| all | {total} | {right_all / total:.1%} | |\n")
+            d = largest_face(img)
+            missed += d is None
+            gender, score = read(img, d)
+            ok.append(gender == ("male", "female")[g])
+            conf.append(score)
+            ys.append(g)
+        ok_a, ys_a = np.array(ok), np.array(ys)
+        ece = reliability(np.array(conf), ok_a)["ece"]
+        print(f"| {what} | {model or 'shipped'} | {len(ok)} | {ok_a.mean():.2%} | {ok_a[ys_a == 1].mean():.1%} | "
+              f"{ok_a[ys_a == 0].mean():.1%} | {missed} | {ece:.3f} |", flush=True)
+    print()
 
 
 if __name__ == "__main__":

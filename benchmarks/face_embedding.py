@@ -35,7 +35,11 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from attributes import lfw_halves  # noqa: E402
+
 from faceup import datasets, faces  # noqa: E402
+from faceup.train import gender_head  # noqa: E402
+from faceup.train.gender_head import utk_by_group  # noqa: E402
 
 AGE_GROUPS = ((0, 10), (10, 20), (20, 40), (40, 60), (60, 200))
 
@@ -54,52 +58,16 @@ def embedder(models: Path):
     return embed
 
 
-#: dlib's 5-point chip template (get_face_chip_details, size 150, padding 0.25): the
-#: centres of its two eye-corner pairs, where faceup puts BlazeFace's eye centres.
-CHIP_EYES = (complex((0.25 + 0.2273) / 1.5 * 150, (0.25 + 0.2213) / 1.5 * 150),
-             complex((0.25 + 0.7528) / 1.5 * 150, (0.25 + 0.2213) / 1.5 * 150))
-
-
 def onnx_embedder(path: Path):
-    """The converted network (tools/convert_dlib_face.py) on 150 px chips aligned by
-    the eye centres of faceup's own detector (the largest face; the crop itself if none)."""
-    import onnxruntime as ort
-
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-
-    def embed(p: Path) -> np.ndarray:
-        img = Image.open(p).convert("RGB")
-        found = faces.detect_all(img)
-        if found:
-            kp = max(found, key=lambda d: d.width).keypoints
-            i1, i2 = complex(*kp[0]), complex(*kp[1])  # the subject's right eye (image left), left eye
-        else:
-            i1 = complex(img.width * 0.3, img.height * 0.4)
-            i2 = complex(img.width * 0.7, img.height * 0.4)
-        a = (i2 - i1) / (CHIP_EYES[1] - CHIP_EYES[0])
-        b = i1 - a * CHIP_EYES[0]
-        chip = img.transform((150, 150), Image.Transform.AFFINE, (a.real, -a.imag, b.real, a.imag, a.real, b.imag),
-                             Image.Resampling.BILINEAR)
-        x = np.asarray(chip, np.float32).transpose(2, 0, 1)[None]
-        return sess.run(None, {"image": x})[0][0]
-    return embed
+    """The converted network (tools/convert_dlib_face.py) on chips as at run time
+    (faces.aligned_chip on the largest face faceup's detector finds)."""
+    return gender_head.embedder(path)
 
 
-def logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, steps: int = 2000, lr: float = 0.5,
-             groups: np.ndarray | None = None):
-    """An L2 logistic regression by gradient descent, every (group, class) cell
-    weighted equally (groups: e.g. the source of each face); answers P(y = 1)."""
-    mu, sd = x.mean(0), x.std(0) + 1e-6
-    z = (x - mu) / sd
-    w, b = np.zeros(z.shape[1]), 0.0
-    cells = (np.zeros(len(y), int) if groups is None else groups) * 2 + y
-    counts = np.bincount(cells)
-    weight = len(y) / (np.count_nonzero(counts) * counts[cells])
-    for _ in range(steps):
-        g = weight * (1 / (1 + np.exp(-(z @ w + b))) - y)
-        w -= lr * (z.T @ g / len(y) + l2 * w)
-        b -= lr * g.mean()
-    return lambda x2: 1 / (1 + np.exp(-(((x2 - mu) / sd) @ w + b)))
+def logistic(x: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None):
+    """The read-out faceup's gender model uses (train.gender_head.logistic), as x -> P(y = 1)."""
+    head = gender_head.logistic(x, y, groups=groups)
+    return lambda x2: gender_head.sigmoid(x2, head)
 
 
 def row(name: str, pred: np.ndarray, y: np.ndarray, ages: np.ndarray | None) -> str:
@@ -122,14 +90,7 @@ def validation(root: Path, embed) -> None:
     from faceup.models import get_model
     from faceup.models.attributes import AGE_GROUPS, GENDERS, age_group
 
-    rng = random.Random(0)
-    by_group: dict[int, list[Path]] = {}
-    for p in datasets.utkface(root, "train"):
-        lab = datasets.utkface_labels(p)
-        if lab["gender"] in (0, 1) and lab["age"] is not None:
-            by_group.setdefault(age_group(lab["age"]), []).append(p)
-    learn = [(p, datasets.utkface_labels(p)["gender"], 0) for g in sorted(by_group)
-             for p in rng.sample(by_group[g], min(450, len(by_group[g])))]
+    learn = [(p, g, 0) for p, g in utk_by_group(root)]
     learn += [(p, g, 1) for p, g in datasets.gender_web(root, "train")]
     val_utk = [p for p in datasets.utkface(root, "val") if datasets.utkface_labels(p)["gender"] in (0, 1)]
     x = np.stack([embed(p) for p, _, _ in learn])
@@ -162,6 +123,89 @@ def validation(root: Path, embed) -> None:
               f"{np.mean(per):.2%} | {np.mean(per[3:]):.2%} |", flush=True)
 
 
+def cross(root: Path, onnx: Path, int8: Path | None, cnn_web: Path, cnn_utk: Path) -> None:
+    """The cross-source rule of issue 12 (README): LFW-validation, leave one source
+    out on validation faces, in-source validation, cost per face; with --int8 the same
+    heads on the int8 network's embeddings."""
+    import time
+
+    from faceup.models import get_model
+    from faceup.models.attributes import GENDERS, AgeGenderModel, age_group
+
+    utk_learn = utk_by_group(root)
+    web_learn = datasets.gender_web(root, "train")
+    utk_val = [(p, datasets.utkface_labels(p)["gender"]) for p in datasets.utkface(root, "val")
+               if datasets.utkface_labels(p)["gender"] in (0, 1)]
+    web_val = datasets.gender_web(root, "val")
+    lfw_val = lfw_halves(root)["val"]
+    utk_groups = np.array([age_group(datasets.utkface_labels(p)["age"] or 0) for p, _ in utk_val])
+    y = {k: np.array([g for _, g in v]) for k, v in
+         (("utk_learn", utk_learn), ("web_learn", web_learn), ("utk_val", utk_val), ("web_val", web_val),
+          ("lfw_val", lfw_val))}
+    sets = {"utk_learn": utk_learn, "web_learn": web_learn, "utk_val": utk_val, "web_val": web_val,
+            "lfw_val": lfw_val}
+
+    def balanced(pred: np.ndarray) -> float:
+        right = pred == y["utk_val"]
+        return float(np.mean([right[utk_groups == g].mean() for g in range(9)]))
+
+    def acc(pred: np.ndarray, key: str) -> float:
+        return float((pred == y[key]).mean())
+
+    def cnn(model, key: str) -> np.ndarray:
+        out = []
+        for p, _ in sets[key]:
+            img = Image.open(p).convert("RGB")
+            out.append(GENDERS.index(model.predict([faces.main_face_crop(img) or img])[0][1]))
+        return np.array(out)
+
+    print("| model | LFW-validation (balanced) | LOSO web -> UTKFace val, balanced over 9 age groups "
+          "| LOSO UTKFace -> web val | LOSO mean | UTKFace val balanced (in-source) | web val (in-source) "
+          "| UTKFace val all |")
+    print("|---|---|---|---|---|---|---|---|")
+    shipped = get_model("agegender")
+    s_utk, s_web, s_lfw = cnn(shipped, "utk_val"), cnn(shipped, "web_val"), cnn(shipped, "lfw_val")
+    loso_web_utk = balanced(cnn(AgeGenderModel.from_file(cnn_web), "utk_val"))
+    loso_utk_web = acc(cnn(AgeGenderModel.from_file(cnn_utk), "web_val"), "web_val")
+    print(f"| shipped CNN (LOSO: {cnn_web}, {cnn_utk}) | {acc(s_lfw, 'lfw_val'):.2%} ({len(lfw_val)}) | "
+          f"{loso_web_utk:.2%} | {loso_utk_web:.2%} | {(loso_web_utk + loso_utk_web) / 2:.2%} | "
+          f"{balanced(s_utk):.2%} | {acc(s_web, 'web_val'):.2%} ({len(web_val)}) | {acc(s_utk, 'utk_val'):.2%} |",
+          flush=True)
+    for label, path in (("embedding head", onnx), ("embedding head, int8 network", int8)):
+        if path is None:
+            continue
+        embed = onnx_embedder(path)
+        t0 = time.perf_counter()
+        x = {k: np.stack([embed(p) for p, _ in v]) for k, v in sets.items()}
+        n = sum(len(v) for v in sets.values())
+        print(f"<!-- {label}: {n} faces embedded in {time.perf_counter() - t0:.0f} s (detection included) -->")
+        src = np.r_[np.zeros(len(utk_learn), int), np.ones(len(web_learn), int)]
+        both = logistic(np.r_[x["utk_learn"], x["web_learn"]], np.r_[y["utk_learn"], y["web_learn"]], groups=src)
+        h_web = logistic(x["web_learn"], y["web_learn"])
+        h_utk = logistic(x["utk_learn"], y["utk_learn"])
+
+        def pred(head, key, x=x):
+            return (head(x[key]) >= 0.5).astype(int)
+        lw, lu = balanced(pred(h_web, "utk_val")), acc(pred(h_utk, "web_val"), "web_val")
+        print(f"| {label} ({path}) | {acc(pred(both, 'lfw_val'), 'lfw_val'):.2%} | {lw:.2%} | {lu:.2%} | "
+              f"{(lw + lu) / 2:.2%} | {balanced(pred(both, 'utk_val')):.2%} | {acc(pred(both, 'web_val'), 'web_val'):.2%} "
+              f"| {acc(pred(both, 'utk_val'), 'utk_val'):.2%} |", flush=True)
+    import onnxruntime as ort
+
+    for path in (onnx, int8):
+        if path is None:
+            continue
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        chip = np.random.default_rng(0).integers(0, 255, (1, 3, 150, 150)).astype(np.float32)
+        sess.run(None, {"image": chip})
+        ms = []
+        for _ in range(30):
+            t = time.perf_counter()
+            sess.run(None, {"image": chip})
+            ms.append((time.perf_counter() - t) * 1000)
+        print(f"{path}: {np.median(ms):.1f} ms per face (median of 30, the network alone)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=None)
@@ -172,7 +216,20 @@ def main() -> None:
     ap.add_argument("--validation", action="store_true",
                     help="with --onnx: a gender head from both sources' training faces against the shipped model, "
                          "on validation faces")
+    ap.add_argument("--cross", action="store_true",
+                    help="with --onnx: the cross-source rule (LFW-validation, leave one source out, in-source, cost)")
+    ap.add_argument("--int8", default=None, help="with --cross: the int8 network, scored the same way")
+    ap.add_argument("--cnn-web", default="runs/ag-web/agegender.onnx", help="--cross: the CNN recipe on web faces only")
+    ap.add_argument("--cnn-utk", default="runs/ag-utkface/agegender.onnx", help="--cross: the CNN recipe on UTKFace only")
     args = ap.parse_args()
+    if args.cross:
+        if not args.onnx:
+            raise SystemExit("--cross needs --onnx")
+        print(f"command: python benchmarks/face_embedding.py --onnx {args.onnx} --cross"
+              + (f" --int8 {args.int8}" if args.int8 else ""))
+        cross(datasets.data_root(args.data), Path(args.onnx), Path(args.int8) if args.int8 else None,
+              Path(args.cnn_web), Path(args.cnn_utk))
+        return
     if args.validation:
         if not args.onnx:
             raise SystemExit("--validation needs --onnx")

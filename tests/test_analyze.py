@@ -118,3 +118,41 @@ def test_a_small_face_in_a_wide_picture_is_found_by_looking_at_tiles(astronaut, 
     assert len(found) == 1
     x0, y0, x1, y1 = found[0].box
     assert 295 <= x0 and x1 <= 350 and 95 <= y0 and y1 <= 155
+
+
+def test_the_gender_chip_puts_the_eyes_where_the_network_expects_them():
+    """A tilted face: a red dot at the detector's right-eye keypoint (image left) and a
+    green one at the left eye land on the template's eye centres of the 150 px chip,
+    each on its own side, level, whatever the tilt and scale; nothing else is bright."""
+    import numpy as np
+
+    from faceup import faces
+    from faceup.models.attributes import CHIP_EYES, GENDER_CHIP
+    from faceup.models.blazeface import Detection
+
+    img = Image.new("RGB", (400, 300), (40, 40, 40))
+    right_eye, left_eye = (150.0, 170.0), (230.0, 120.0)  # tilted by 32 degrees
+    for (x, y), colour in ((right_eye, (255, 0, 0)), (left_eye, (0, 255, 0))):
+        img.paste(colour, (int(x) - 2, int(y) - 2, int(x) + 3, int(y) + 3))
+    d = Detection(box=(120, 90, 280, 250), score=0.9,
+                  keypoints=np.array([right_eye, left_eye, (200, 180), (210, 210), (100, 150), (280, 120)]))
+    chip = faces.aligned_chip(img, d)
+    assert chip.shape == (3, GENDER_CHIP, GENDER_CHIP) and chip.dtype == np.float32
+    for channel, (cx, cy) in zip((0, 1), CHIP_EYES):
+        ys, xs = np.nonzero(chip[channel] > 128)
+        assert len(xs), channel
+        assert abs(xs.mean() - cx) < 1.5 and abs(ys.mean() - cy) < 1.5, (channel, xs.mean(), ys.mean(), cx, cy)
+        assert xs.max() - xs.min() < 10 and ys.max() - ys.min() < 10  # one dot, not smeared
+    assert (chip[2] < 60).all()  # no blue: nothing but the two dots and the dark picture
+
+
+def test_gender_reads_the_astronaut_and_her_mirror_image_alike(tmp_path, group):
+    """Eileen Collins (the astronaut), and her mirror image beside her: the same answer
+    for both, and a score that says how sure (the gender read-out of the face network)."""
+    p = tmp_path / "group.png"
+    group.save(p)
+    found = sorted(json.loads(faceup_cli("analyze", "--json", "--only", "gender", str(p)).stdout)["faces"],
+                   key=lambda f: f["box"][0])
+    assert [f["gender"] for f in found] == ["female", "female"]
+    assert all(f["gender_score"] > 0.7 for f in found)
+    assert all(f["age"] is None and f["smile"] is None for f in found)

@@ -127,7 +127,7 @@ def test_info_lists_models_with_sha256(server):
     info = httpx.get(server + "/info", timeout=10).json()
     names = {m["name"]: m for m in info["models"]}
     assert len(names["orientation"]["sha256"]) == 64
-    for name in ("angle", "blazeface_full", "blazeface_short", "smile", "agegender", "segmentation"):
+    for name in ("angle", "blazeface_full", "blazeface_short", "smile", "agegender", "gender", "segmentation"):
         assert len(names[name]["sha256"]) == 64, name
     assert "CPUExecutionProvider" in names["orientation"]["providers"]
     assert info["version"]

@@ -274,3 +274,51 @@ def test_hard_kinds_are_made_the_same_from_the_same_seed_and_stay_upright_square
         assert a.shape == (64, 64, 3) and a.dtype == np.uint8
         assert np.array_equal(a, b)  # one plan, one picture: the cache and a re-run agree
         assert a.std() > 5  # a picture, not a blank
+
+
+def test_the_gender_read_out_is_written_into_the_network_and_answers_as_learnt(tmp_path):
+    """A read-out learnt on embeddings and appended to a network gives, through
+    onnxruntime, the read-out's own probabilities; its first output is the answer."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from faceup.train.gender_head import logistic, sigmoid, with_head
+
+    # a stand-in "face network": the embedding is a fixed linear map of the chip's mean colour
+    proj = np.random.default_rng(0).normal(size=(3, 128)).astype(np.float32)
+    g = helper.make_graph(
+        [helper.make_node("ReduceMean", ["image"], ["m"], axes=[2, 3], keepdims=0),
+         helper.make_node("MatMul", ["m", "proj"], ["embedding"])],
+        "net", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [None, 3, 150, 150])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [None, 128])],
+        [numpy_helper.from_array(proj, "proj")])
+    net = tmp_path / "net.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(net))
+
+    rng = np.random.default_rng(1)
+    colours = rng.uniform(0, 255, (200, 3)).astype(np.float32)
+    x = colours @ proj
+    y = (colours[:, 0] > colours[:, 2]).astype(int)  # "female" when redder than blue
+    src = (np.arange(200) % 3 == 0).astype(int)  # two sources of unequal size
+    head = logistic(x, y, groups=src)
+    assert ((sigmoid(x, head) >= 0.5) == y).mean() > 0.95
+    out = with_head(net, head, tmp_path / "gender.onnx")
+    sess = ort.InferenceSession(str(out))
+    assert [o.name for o in sess.get_outputs()] == ["female", "embedding"]
+    chips = np.broadcast_to(colours[:16, :, None, None], (16, 3, 150, 150)).astype(np.float32)
+    female, emb = sess.run(None, {"image": chips})
+    assert np.allclose(emb, x[:16], rtol=1e-3, atol=0.05)
+    assert np.allclose(female[:, 0], sigmoid(emb.astype(np.float64), head), atol=1e-4)
+    assert ((female[:, 0] >= 0.5) == y[:16]).mean() >= 0.9  # and it answers the rule it learnt
+
+
+def test_train_gender_says_what_it_needs(tmp_path, root):
+    res = faceup_cli("train", "--task", "gender", "--data", str(root), "--out", str(tmp_path / "g"))
+    assert res.returncode == 2 and "--network" in res.stderr and "convert_dlib_face" in res.stderr
+    net = tmp_path / "net.onnx"
+    net.write_bytes(b"")
+    res = faceup_cli("train", "--task", "gender", "--network", str(net), "--sources", "celeba",
+                     "--data", str(root), "--out", str(tmp_path / "g"))
+    assert res.returncode == 2 and "utkface, gender_web" in res.stderr and "celeba" in res.stderr
+    assert not (tmp_path / "g").exists()

@@ -1,16 +1,20 @@
 """int8 versions of the smile, age/gender and generic angle models (issue 14: a
 smaller install; static QDQ int8 with per-channel weights, as the orientation
-classifier), with the float and int8 models compared on validation data.
+classifier), with the float and int8 models compared on validation data; and of
+the face network under the gender read-out (issue 12; --src: the float network
+from tools/convert_dlib_face.py; the read-out is learnt afterwards on the int8
+network's embeddings by `faceup train --task gender`).
 
     .venv/bin/python tools/quantize_models.py smile agegender angle --out runs/int8
     .venv/bin/python benchmarks/attribute_validation.py --smile shipped runs/int8/smile.onnx \
         --agegender shipped runs/int8/agegender.onnx
     .venv/bin/python tools/quantize_models.py angle --out runs/int8 --compare   # validation scenes, 5 angles
     .venv/bin/python tools/quantize_models.py smile --out runs/int8 --install   # once the rule is met
+    .venv/bin/python tools/quantize_models.py gender --src runs/dlibface.onnx --out runs/int8
 
 Activation ranges: 512 inputs from each model's training part (smile and
 age/gender: training faces cut as at run time; angle: training scenes turned by
-random angles). The rule for keeping each model was written before any figure was
+random angles; gender: the read-out's training faces as aligned chips). The rule for keeping each model was written before any figure was
 read (README, "Install size").
 """
 
@@ -45,6 +49,12 @@ def calibration_inputs(name: str, root: Path, size: int) -> np.ndarray:
         from faceup.train.attributes import GENDER_SOURCES, agegender_data
 
         xs = agegender_data(root, "train", None, GENDER_SOURCES)[0]
+    elif name == "gender":
+        from faceup.train.gender_head import chip_of, training_faces
+
+        faces = [p for p, _, _ in training_faces(root)]
+        random.Random(0).shuffle(faces)
+        return np.stack([chip_of(p) for p in faces[:CALIBRATION_INPUTS]])
     elif name == "angle":
         from faceup.train.angle import build
 
@@ -52,7 +62,7 @@ def calibration_inputs(name: str, root: Path, size: int) -> np.ndarray:
         random.Random(0).shuffle(paths)
         return build(paths[:CALIBRATION_INPUTS], 1, size, seed=0)[0]
     else:
-        raise SystemExit(f"unknown model {name!r}: smile, agegender or angle")
+        raise SystemExit(f"unknown model {name!r}: smile, agegender, angle or gender")
     pick = np.random.default_rng(0).choice(len(xs), min(CALIBRATION_INPUTS, len(xs)), replace=False)
     return xs[np.sort(pick)]
 
@@ -74,7 +84,7 @@ def input_side(path: Path) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("models", nargs="+", choices=["smile", "agegender", "angle"])
+    ap.add_argument("models", nargs="+", choices=["smile", "agegender", "angle", "gender"])
     ap.add_argument("--out", type=Path, default=Path("runs/int8"))
     ap.add_argument("--data", type=Path, default=None)
     ap.add_argument("--compare", action="store_true", help="angle: float and int8 on the validation scenes")
@@ -97,7 +107,12 @@ def main() -> None:
         src = args.src or WEIGHTS / entries[name].file
         if not out.exists():
             record = {"from_sha256": sha256_of(src)}
-            if args.dynamic:
+            if name == "gender":  # NCHW float chips already
+                xs = calibration_inputs(name, root, 0)
+                quantize_int8(src, out, (xs[i:i + BATCH] for i in range(0, len(xs), BATCH)))
+                record |= {"format": "QDQ int8, per-channel weights", "calibration_inputs": len(xs),
+                           "tool": "tools/quantize_models.py"}
+            elif args.dynamic:
                 quantize_dynamic_int8(src, out)
                 record |= {"format": "dynamic int8 (weights per channel)", "tool": "tools/quantize_models.py --dynamic"}
             else:

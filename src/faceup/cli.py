@@ -565,7 +565,7 @@ def train(
     directory: Annotated[Optional[Path], typer.Argument(help="With --task angle: a folder of upright pictures "
                          "(default: the training part of the shared scenes).", show_default=False)] = None,
     task: Annotated[str, typer.Option("--task", help="orientation (4-way, faces and scenes), angle (0-360), "
-                    "smile or agegender.")] = "orientation",
+                    "smile, agegender or gender (a read-out on a face network: --network).")] = "orientation",
     data: Annotated[Optional[Path], typer.Option("--data", envvar="FACEUP_DATA", help="The shared data folder.")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Run folder: cache, checkpoints, ONNX. "
                        "Default: runs/<task>.")] = None,
@@ -577,8 +577,8 @@ def train(
                              "MobileNetV2 blocks at their ImageNet weights (fewer: slower, more to learn).")] = 7,
     install: Annotated[bool, typer.Option("--install", help="Copy the model into the package registry.")] = False,
     sources: Annotated[str, typer.Option("--sources", help="With --task smile or agegender: the sources to train "
-                       "on, comma-separated (smile: smilesmiled, genki4k_train, fer2013; agegender: utkface, "
-                       "gender_web). Default: all of them.")] = "",
+                       "on, comma-separated (smile: smilesmiled, genki4k_train, fer2013; agegender and gender: "
+                       "utkface, gender_web). Default: all of them.")] = "",
     samples: Annotated[str, typer.Option("--samples", help="With --task angle: square (a fixed-scale square "
                        "inside the picture for every angle) or inner (the centre of the largest inner "
                        "rectangle, as a cropped turned photo).")] = "square",
@@ -596,6 +596,8 @@ def train(
                       "e.g. after the run was killed.")] = False,
     patience: Annotated[int, typer.Option("--patience", min=1, help="Stop early after this many epochs "
                         "without a better validation figure.")] = 3,
+    network: Annotated[Optional[Path], typer.Option("--network", help="With --task gender: the face network "
+                       "(ONNX, 'embedding' output) whose embedding the gender read-out learns from.")] = None,
 ) -> None:
     """Train a model (needs the train extra: pip install 'faceup[train]').
 
@@ -608,6 +610,9 @@ def train(
     smile/{smilesmiled,genki4k_train,fer2013} (--sources); validation: every tenth face.
     agegender: faces/utkface (age and gender) and faces/gender_web (gender only);
     validation: their validation parts. Every (source, label) group is drawn equally often.
+    gender: a logistic read-out of gender on --network's embedding (the converted
+    dlib network, tools/convert_dlib_face.py), from UTKFace (450 faces per age group)
+    and the web faces' training part, sources and genders weighted equally.
 
     Every task writes, in --out: metrics.csv and metrics.json (a row per epoch:
     train loss, the validation figures), curves.png, last.pt and best.pt; the
@@ -622,11 +627,31 @@ def train(
     from faceup import datasets
     from faceup.train import calibrate as cal
 
-    if task not in ("orientation", "angle", "smile", "agegender"):
-        err.print("[red]error:[/red] --task must be orientation, angle, smile or agegender")
+    if task not in ("orientation", "angle", "smile", "agegender", "gender"):
+        _error("--task must be orientation, angle, smile, agegender or gender")
         raise typer.Exit(2)
     out_dir = out_dir or Path("runs") / task
     root = datasets.data_root(data)
+    if task == "gender":
+        from faceup.train.gender_head import SOURCES, build, training_faces
+
+        if network is None or not network.is_file():
+            _error("--task gender needs --network: the converted face network (tools/convert_dlib_face.py, "
+                   "then tools/quantize_models.py gender)")
+            raise typer.Exit(2)
+        chosen = tuple(x.strip() for x in sources.split(",") if x.strip()) or SOURCES
+        try:
+            n = len(training_faces(root, chosen))
+        except ValueError as exc:
+            _error(str(exc))
+            raise typer.Exit(2) from None
+        with _progress(n, "embedding training faces") as bar:
+            task_id = bar.add_task("", total=n)
+            onnx_path, record = build(network, out_dir, root, chosen, on_step=lambda: bar.advance(task_id))
+        out.print(f"model: {onnx_path}")
+        if install:
+            out.print(f"installed as {cal.install(onnx_path, record, name='gender')}")
+        return
     if task in ("smile", "agegender"):
         from faceup.train.attributes import AttrConfig, train_attributes
 

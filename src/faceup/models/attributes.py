@@ -30,6 +30,12 @@ def age_group(age: float) -> int:
 #: Gender labels in the order of the gender head (UTKFace: 0 male, 1 female).
 GENDERS = ("male", "female")
 
+#: The gender model's chip: its side, and where the eye centres go (dlib's 5-point
+#: template for 150 px chips with padding 0.25: the centres of its eye-corner pairs).
+GENDER_CHIP = 150
+CHIP_EYES = (((0.25 + 0.2273) / 1.5 * GENDER_CHIP, (0.25 + 0.2213) / 1.5 * GENDER_CHIP),
+             ((0.25 + 0.7528) / 1.5 * GENDER_CHIP, (0.25 + 0.2213) / 1.5 * GENDER_CHIP))
+
 
 @register
 class SmileModel(Model):
@@ -61,3 +67,18 @@ class AgeGenderModel(Model):
             k = int(np.argmax(pg))
             res.append((float(np.clip(row[0] * AGE_SCALE, 0, 110)), GENDERS[k], float(pg[k])))
         return res
+
+
+@register
+class GenderModel(Model):
+    """dlib's face recognition ResNet (converted, int8) with a logistic read-out of
+    gender on its embedding (train.gender_head), on chips from faces.aligned_chip."""
+
+    name = "gender"
+
+    def predict(self, chips: list[np.ndarray]) -> list[tuple[str, float]]:
+        """(gender, probability of that gender) for each chip."""
+        if not chips:
+            return []
+        female = self.session.run(["female"], {"image": np.stack(chips)})[0][:, 0]
+        return [("female", float(p)) if p >= 0.5 else ("male", float(1 - p)) for p in female]
