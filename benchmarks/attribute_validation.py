@@ -42,8 +42,8 @@ def run(model, xs: np.ndarray) -> np.ndarray:
     return np.concatenate([model.run(to_nchw(xs[i:i + 256])) for i in range(0, len(xs), 256)])
 
 
-def smile(root: Path, paths: list[str]) -> None:
-    xs, ys, strata = smile_data(root, None, SMILE_SOURCES)
+def smile(root: Path, paths: list[str], crop: str = "level") -> None:
+    xs, ys, strata = smile_data(root, None, SMILE_SOURCES, crop)
     held = validation_tenth(strata)  # the faces `faceup train --task smile` holds back
     xs, ys, strata = xs[held], ys[held], strata[held]
     print("| smile model | " + " | ".join(f"{s} ({int((strata // 2 == k).sum())})"
@@ -123,6 +123,8 @@ def main() -> None:
     ap.add_argument("--smile", nargs="*", default=[], metavar="ONNX")
     ap.add_argument("--agegender", nargs="*", default=[], metavar="ONNX")
     ap.add_argument("--gender", nargs="*", default=[], metavar="ONNX")
+    ap.add_argument("--crop", choices=["level", "aligned"], default="level",
+                    help="--smile: faces cut as faces.face_crop (level) or faces.aligned_chip (aligned)")
     ap.add_argument("--data", default=None)
     ap.add_argument("--reliability-png", default=None, metavar="PATH",
                     help="draw the last model's reliability diagram per source (needs the plots extra)")
@@ -131,10 +133,11 @@ def main() -> None:
     print("command: python benchmarks/attribute_validation.py"
           + (f" --smile {' '.join(args.smile)}" if args.smile else "")
           + (f" --agegender {' '.join(args.agegender)}" if args.agegender else "")
-          + (f" --gender {' '.join(args.gender)}" if args.gender else "") + "\n")
+          + (f" --gender {' '.join(args.gender)}" if args.gender else "")
+          + (f" --crop {args.crop}" if args.crop != "level" else "") + "\n")
     panels = {}
     if args.smile:
-        panels.update({f"smile, {k}": v for k, v in smile(root, args.smile).items()})
+        panels.update({f"smile, {k}": v for k, v in smile(root, args.smile, args.crop).items()})
         print()
     if args.agegender:
         panels.update({f"gender (age/gender model), {k}": v for k, v in agegender(root, args.agegender).items()})

@@ -19,7 +19,6 @@ answers is in the README.
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from faceup.models import get_model  # noqa: E402
 from faceup.models.attributes import SmileModel  # noqa: E402
 from faceup.models.base import WEIGHTS  # noqa: E402
 from faceup.models.preprocess import to_nchw  # noqa: E402
-from faceup.train.attributes import SMILE_SIZE, SMILE_SOURCES, _load, validation_tenth  # noqa: E402
+from faceup.train.attributes import SMILE_SOURCES, smile_faces, validation_tenth  # noqa: E402
 from faceup.train.gender_head import chip_of, logistic, sigmoid  # noqa: E402
 
 FEATURES = {"embedding": "embedding", "pooled": "flatten267_DequantizeLinear_Output"}
@@ -44,16 +43,8 @@ CNN_WITHOUT = {"smilesmiled": "runs/smile-nosmiled/smile.onnx", "genki4k_train":
 
 def source_faces(root: Path, source: str):
     """(paths, labels, crops, is_validation) of one source's faces as smile_data keeps them."""
-    paths, labels = [], []
-    for label in (0, 1):
-        for p in datasets.list_pictures(root / "smile" / source / str(label)):
-            paths.append(p)
-            labels.append(label)
-    idx = list(range(len(paths)))
-    random.Random(0).shuffle(idx)
-    crops, kept = _load([paths[i] for i in idx], SMILE_SIZE, grey=True)
-    ys = np.array([labels[idx[j]] for j in kept])
-    return [paths[idx[j]] for j in kept], ys, crops, validation_tenth(ys)
+    paths, crops, ys = smile_faces(root, source)
+    return paths, ys, crops, validation_tenth(ys)
 
 
 def feature_session(names: list[str]):

@@ -322,3 +322,26 @@ def test_train_gender_says_what_it_needs(tmp_path, root):
                      "--data", str(root), "--out", str(tmp_path / "g"))
     assert res.returncode == 2 and "utkface, gender_web" in res.stderr and "celeba" in res.stderr
     assert not (tmp_path / "g").exists()
+
+
+def test_smile_faces_cut_aligned_are_the_same_faces_cut_another_way(root, tmp_path, monkeypatch):
+    """--crop aligned (tried for smile, README): the same pictures kept, the same labels,
+    each crop the grey 64 px of faces.aligned_chip on the largest face found."""
+    from PIL import Image
+
+    from faceup import faces
+    from faceup.train.attributes import SMILE_SIZE, smile_faces
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # cut now, not read from an earlier cache
+    p_level, x_level, y_level = smile_faces(root, "genki4k_train", limit=8)
+    p_al, x_al, y_al = smile_faces(root, "genki4k_train", limit=8, kind="aligned")
+    assert p_level == p_al and (y_level == y_al).all() and len(p_al) >= 6
+    assert not np.array_equal(x_level, x_al)
+    img = Image.open(p_al[0]).convert("RGB")
+    d = max(faces.detect_all(img), key=lambda d: d.width)
+    chip = Image.fromarray(faces.aligned_chip(img, d).transpose(1, 2, 0).astype(np.uint8))
+    want = np.asarray(chip.convert("L").convert("RGB").resize((SMILE_SIZE, SMILE_SIZE), Image.Resampling.BILINEAR))
+    assert np.array_equal(x_al[0], want)
+    res = faceup_cli("train", "--task", "agegender", "--crop", "aligned", "--data", str(root),
+                     "--out", str(tmp_path / "ag"))
+    assert res.returncode == 2 and "--crop" in res.stderr

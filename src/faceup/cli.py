@@ -596,6 +596,9 @@ def train(
                       "e.g. after the run was killed.")] = False,
     patience: Annotated[int, typer.Option("--patience", min=1, help="Stop early after this many epochs "
                         "without a better validation figure.")] = 3,
+    crop: Annotated[str, typer.Option("--crop", help="With --task smile: how faces are cut: level (the square "
+                    "around the detector's box, eye line level; the shipped model) or aligned (the gender "
+                    "network's eye-aligned chip).")] = "level",
     network: Annotated[Optional[Path], typer.Option("--network", help="With --task gender: the face network "
                        "(ONNX, 'embedding' output) whose embedding the gender read-out learns from.")] = None,
 ) -> None:
@@ -655,12 +658,16 @@ def train(
     if task in ("smile", "agegender"):
         from faceup.train.attributes import AttrConfig, train_attributes
 
+        if crop not in ("level", "aligned") or (crop != "level" and task != "smile"):
+            _error("--crop is level or aligned, and aligned is for --task smile only")
+            raise typer.Exit(2)
+
         onnx_path = train_attributes(AttrConfig(data=str(root), out=str(out_dir), task=task, epochs=epochs,
                                                 max_steps=max_steps, batch=batch, freeze_blocks=freeze_blocks,
                                                 sources=tuple(x.strip() for x in sources.split(",") if x.strip())
                                                 or None,
                                                 net_size=net_size, resume=resume, patience=patience,
-                                                balance_ages=balance_ages,
+                                                balance_ages=balance_ages, crop=crop,
                                                 limit=None if scale >= 1 else max(16, int(20000 * scale))))
         out.print(f"model: {onnx_path}")
         if install:

@@ -59,6 +59,10 @@ class AttrConfig:
     #: agegender: within each (source, gender), draw every age group of
     #: models.attributes.AGE_GROUPS equally often (children as often as adults)
     balance_ages: bool = False
+    #: smile: how faces are cut: "level" (faces.face_crop, the square around the
+    #: detector's box, eye line level) or "aligned" (faces.aligned_chip: the eyes at
+    #: fixed points, so every source's faces have the same scale and place)
+    crop: str = "level"
 
 
 def draw_weights(strata: np.ndarray, ages: np.ndarray | None = None) -> np.ndarray:
@@ -75,13 +79,20 @@ def draw_weights(strata: np.ndarray, ages: np.ndarray | None = None) -> np.ndarr
     return 1.0 / (per_sub * subs_in_stratum)
 
 
-def _crop(args: tuple[str, int, bool]) -> np.ndarray | None:
+def _crop(args: tuple[str, int, bool, str]) -> np.ndarray | None:
     from faceup import faces
 
-    path, size, grey = args
+    path, size, grey, kind = args
     with Image.open(path) as im:
         img = im.convert("RGB")
-    crop = faces.main_face_crop(img)
+    if kind == "aligned":
+        found = faces.detect_all(img)
+        if not found:
+            return None
+        chip = faces.aligned_chip(img, max(found, key=lambda d: d.width))
+        crop = Image.fromarray(chip.transpose(1, 2, 0).astype(np.uint8))
+    else:
+        crop = faces.main_face_crop(img)
     if crop is None:
         return None
     crop = crop.convert("L").convert("RGB") if grey else crop
@@ -99,29 +110,30 @@ ATTR_VAL_LIMIT = 4000
 CROP_VERSION = 1
 
 
-def _load(paths: list[Path], size: int, grey: bool) -> tuple[np.ndarray, np.ndarray]:
+def _load(paths: list[Path], size: int, grey: bool, kind: str = "level") -> tuple[np.ndarray, np.ndarray]:
     """Face crops of the pictures (N x size x size x 3) and the indices of the
     pictures they come from (pictures with no face found are left out). Cached
-    (keyed by the list of files, the size and the colour mode)."""
-    key = hashlib.sha1(f"{CROP_VERSION}|{size}|{grey}|".encode() + "\n".join(map(str, paths)).encode()).hexdigest()[:16]
+    (keyed by the list of files, the size, the colour mode and the kind of crop)."""
+    tag = f"{CROP_VERSION}|{size}|{grey}|" + ("" if kind == "level" else f"{kind}|")
+    key = hashlib.sha1(tag.encode() + "\n".join(map(str, paths)).encode()).hexdigest()[:16]
     cache = _cache_dir() / f"{key}.npz"
     if cache.exists():
         z = np.load(cache)
         return z["x"], z["kept"]
-    xs, kept = _cut(paths, size, grey)
+    xs, kept = _cut(paths, size, grey, kind)
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez(cache, x=xs, kept=kept)
     return xs, kept
 
 
-def _cut(paths: list[Path], size: int, grey: bool) -> tuple[np.ndarray, np.ndarray]:
+def _cut(paths: list[Path], size: int, grey: bool, kind: str = "level") -> tuple[np.ndarray, np.ndarray]:
     from multiprocessing import Pool
 
     from rich.progress import track
 
     crops, kept = [], []
     with Pool(2) as pool:
-        it = pool.imap(_crop, [(str(p), size, grey) for p in paths], chunksize=32)
+        it = pool.imap(_crop, [(str(p), size, grey, kind) for p in paths], chunksize=32)
         for i, c in enumerate(track(it, total=len(paths), description=f"cutting {len(paths)} faces")):
             if c is not None:
                 crops.append(c)
@@ -130,24 +142,28 @@ def _cut(paths: list[Path], size: int, grey: bool) -> tuple[np.ndarray, np.ndarr
     return np.stack(crops) if crops else np.empty((0, size, size, 3), np.uint8), np.array(kept, dtype=np.int64)
 
 
-def smile_data(root: Path, limit: int | None, sources: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def smile_data(root: Path, limit: int | None, sources: tuple[str, ...],
+               kind: str = "level") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Face crops, labels (1 = smiling) and strata (source x label, for balanced sampling)."""
     xs_all, ys_all, strata = [], [], []
     for k, source in enumerate(sources):
-        paths, labels = [], []
-        for label in (0, 1):
-            for p in datasets.list_pictures(root / "smile" / source / str(label)):
-                paths.append(p)
-                labels.append(label)
-        idx = list(range(len(paths)))
-        random.Random(0).shuffle(idx)
-        idx = idx[:limit] if limit else idx
-        xs, kept = _load([paths[i] for i in idx], SMILE_SIZE, grey=True)
-        ys = np.array([labels[idx[j]] for j in kept], dtype=np.int64)
+        _, xs, ys = smile_faces(root, source, limit, kind)
         xs_all.append(xs)
         ys_all.append(ys)
         strata.append(2 * k + ys)
     return np.concatenate(xs_all), np.concatenate(ys_all), np.concatenate(strata)
+
+
+def smile_faces(root: Path, source: str, limit: int | None = None,
+                kind: str = "level") -> tuple[list[Path], np.ndarray, np.ndarray]:
+    """One smile source's faces in training order (shuffled, seed 0; the first
+    `limit`), those where a face is found: their paths, crops and labels."""
+    paths, labels = smile_source(root, source)
+    idx = list(range(len(paths)))
+    random.Random(0).shuffle(idx)
+    idx = idx[:limit] if limit else idx
+    xs, kept = _load([paths[i] for i in idx], SMILE_SIZE, grey=True, kind=kind)
+    return [paths[idx[j]] for j in kept], xs, np.array([labels[idx[j]] for j in kept], dtype=np.int64)
 
 
 def validation_tenth(strata: np.ndarray) -> np.ndarray:
@@ -232,7 +248,7 @@ def train_attributes(cfg: AttrConfig) -> Path:
     sources = cfg.sources or (SMILE_SOURCES if cfg.task == "smile" else GENDER_SOURCES)
     vstrata = None
     if cfg.task == "smile":
-        xs, ys, strata = smile_data(root, cfg.limit, sources)
+        xs, ys, strata = smile_data(root, cfg.limit, sources, cfg.crop)
         held = validation_tenth(strata)
         vx, vy, vages, vstrata = xs[held], ys[held], None, strata[held]
         xs, ys, strata = xs[~held], ys[~held], strata[~held]
