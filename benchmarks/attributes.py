@@ -160,9 +160,14 @@ def gender_reader(model_path: str | None = None):
 
     from faceup.models.attributes import AgeGenderModel, GenderModel
 
-    if model_path is None:
-        model = get_model("gender")
-    elif "female" in [o.name for o in ort.InferenceSession(model_path).get_outputs()]:
+    if model_path is None:  # the shipped answer: the read-out, the CNN's gender for children
+        readout, cnn = get_model("gender"), get_model("agegender")
+
+        def shipped(img: Image.Image, d) -> tuple[str, float]:
+            return faces.gender_of(cnn.predict([faces.face_crop(img, d) if d is not None else img])[0],
+                                   readout.predict([faces.aligned_chip(img, d)])[0])
+        return shipped
+    if "female" in [o.name for o in ort.InferenceSession(model_path).get_outputs()]:
         model = GenderModel.from_file(model_path)
     else:
         model = AgeGenderModel.from_file(model_path)

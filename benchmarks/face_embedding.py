@@ -206,6 +206,42 @@ def cross(root: Path, onnx: Path, int8: Path | None, cnn_web: Path, cnn_utk: Pat
         print(f"{path}: {np.median(ms):.1f} ms per face (median of 30, the network alone)")
 
 
+def gate(root: Path) -> None:
+    """The gender read-out alone, and with the age/gender CNN's gender where the CNN's
+    age is below faces.CNN_GENDER_BELOW_AGE (the shipped answer), on validation faces
+    (the rule is in the README)."""
+    from faceup.models import get_model
+    from faceup.models.attributes import GENDERS, age_group
+
+    readout, cnn = get_model("gender"), get_model("agegender")
+    sets = {"utk": [(p, datasets.utkface_labels(p)["gender"]) for p in datasets.utkface(root, "val")
+                    if datasets.utkface_labels(p)["gender"] in (0, 1)],
+            "lfw": lfw_halves(root)["val"], "web": datasets.gender_web(root, "val")}
+    groups = np.array([age_group(datasets.utkface_labels(p)["age"] or 0) for p, _ in sets["utk"]])
+    below = faces.CNN_GENDER_BELOW_AGE
+    res: dict[str, dict[str, np.ndarray]] = {"read-out alone": {}, f"age gate (< {below:g} y: the CNN's gender)": {}}
+    for k, items in sets.items():
+        r, g = [], []
+        for p, _ in items:
+            img = Image.open(p).convert("RGB")
+            found = faces.detect_all(img)
+            d = max(found, key=lambda d: d.width) if found else None
+            ro = readout.predict([faces.aligned_chip(img, d)])[0]
+            age, cg, cs = cnn.predict([faces.face_crop(img, d) if d is not None else img])[0]
+            r.append(GENDERS.index(ro[0]))
+            g.append(GENDERS.index(faces.gender_of((age, cg, cs), ro)[0]))
+        y = np.array([lab for _, lab in items])
+        for name, pred in zip(res, (r, g)):
+            res[name][k] = np.array(pred) == y
+    print("| validation faces | UTKFace balanced over 9 age groups | UTKFace 0-2 / 3-9 / 10-19 | UTKFace all "
+          "| LFW validation half | web faces |")
+    print("|---|---|---|---|---|---|")
+    for name, r in res.items():
+        per = [r["utk"][groups == g].mean() for g in range(9)]
+        print(f"| {name} | {np.mean(per):.2%} | {per[0]:.1%} / {per[1]:.1%} / {per[2]:.1%} | {r['utk'].mean():.2%} "
+              f"| {r['lfw'].mean():.2%} | {r['web'].mean():.2%} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=None)
@@ -221,7 +257,13 @@ def main() -> None:
     ap.add_argument("--int8", default=None, help="with --cross: the int8 network, scored the same way")
     ap.add_argument("--cnn-web", default="runs/ag-web/agegender.onnx", help="--cross: the CNN recipe on web faces only")
     ap.add_argument("--cnn-utk", default="runs/ag-utkface/agegender.onnx", help="--cross: the CNN recipe on UTKFace only")
+    ap.add_argument("--gate", action="store_true",
+                    help="the shipped read-out against an age gate (the CNN's gender below 13 years), validation faces")
     args = ap.parse_args()
+    if args.gate:
+        print("command: python benchmarks/face_embedding.py --gate")
+        gate(datasets.data_root(args.data))
+        return
     if args.cross:
         if not args.onnx:
             raise SystemExit("--cross needs --onnx")

@@ -156,3 +156,23 @@ def test_gender_reads_the_astronaut_and_her_mirror_image_alike(tmp_path, group):
     assert [f["gender"] for f in found] == ["female", "female"]
     assert all(f["gender_score"] > 0.7 for f in found)
     assert all(f["age"] is None and f["smile"] is None for f in found)
+
+
+def test_a_child_gets_the_age_gender_models_gender_an_adult_the_face_networks(monkeypatch, astronaut):
+    """Below faces.CNN_GENDER_BELOW_AGE (as the age/gender CNN reads the age), the CNN's
+    gender is the answer; above it, the face network's read-out."""
+    from faceup import faces
+    from faceup.models import get_model
+
+    assert faces.gender_of((5.0, "male", 0.8), ("female", 0.9)) == ("male", 0.8)
+    assert faces.gender_of((30.0, "male", 0.8), ("female", 0.9)) == ("female", 0.9)
+    cnn = get_model("agegender")
+    real = cnn.predict
+    readout = get_model("gender").predict([faces.aligned_chip(astronaut, faces.detect_all(astronaut)[0])])[0]
+    for age in (6.0, 40.0):
+        # the CNN's reading with its age replaced, and its gender the opposite of the read-out's
+        other = "male" if readout[0] == "female" else "female"
+        monkeypatch.setattr(cnn, "predict", lambda crops, age=age: [(age, other, 0.66) for _ in real(crops)])
+        (face,) = faces.analyze(astronaut, ("gender",))
+        assert (face.gender, round(face.gender_score, 2)) == ((other, 0.66) if age < 13 else
+                                                              (readout[0], round(readout[1], 2)))

@@ -472,10 +472,24 @@ def analyze(image: Image.Image, only: tuple[str, ...] = ANALYSES) -> list[Face]:
         smile = get_model("smile").predict(crops)
         for f, s in zip(faces, smile):
             f.smile = float(s)
+    cnn = get_model("agegender").predict(crops) if "age" in only or "gender" in only else []
     if "age" in only:
-        for f, (age, _, _) in zip(faces, get_model("agegender").predict(crops)):
+        for f, (age, _, _) in zip(faces, cnn):
             f.age = age
     if "gender" in only:
-        for f, (gender, score) in zip(faces, get_model("gender").predict([aligned_chip(image, d) for d in dets])):
-            f.gender, f.gender_score = gender, score
+        readout = get_model("gender").predict([aligned_chip(image, d) for d in dets])
+        for f, c, r in zip(faces, cnn, readout):
+            f.gender, f.gender_score = gender_of(c, r)
     return faces
+
+
+#: Below this age (as the age/gender CNN reads it) a face's gender is the CNN's, which
+#: learnt UTKFace's children; the face network's read-out reads children worse
+#: (README, "Gender across sources"). Fixed at 13 before it was measured.
+CNN_GENDER_BELOW_AGE = 13.0
+
+
+def gender_of(cnn: tuple[float, str, float], readout: tuple[str, float]) -> tuple[str, float]:
+    """(gender, score) of one face from the age/gender CNN's (age, gender, score) and
+    the face network read-out's (gender, score)."""
+    return (cnn[1], cnn[2]) if cnn[0] < CNN_GENDER_BELOW_AGE else readout
