@@ -242,6 +242,59 @@ def gate(root: Path) -> None:
               f"| {r['lfw'].mean():.2%} | {r['web'].mean():.2%} |", flush=True)
 
 
+def ridge(x: np.ndarray, y: np.ndarray, lam: float = 10.0):
+    """Ridge regression on standardised features (closed form); answers x -> y."""
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+    z = (x - mu) / sd
+    w = np.linalg.solve(z.T @ z + lam * np.eye(z.shape[1]), z.T @ (y - y.mean()))
+    return lambda x2: ((x2 - mu) / sd) @ w + y.mean()
+
+
+def age(root: Path) -> None:
+    """Age from the face network's features against the age/gender CNN, on UTKFace's
+    validation faces (the rule is in the README; in-source: the only source with ages)."""
+    from smile_readout import feature_session
+
+    from faceup.models import get_model
+    from faceup.models.attributes import age_group
+
+    sess = feature_session(["embedding", "flatten267_DequantizeLinear_Output"])
+    cnn = get_model("agegender")
+
+    def feats(p: Path):
+        img = Image.open(p).convert("RGB")
+        found = faces.detect_all(img)
+        d = max(found, key=lambda d: d.width) if found else None
+        e, pooled = sess.run(["embedding", "flatten267_DequantizeLinear_Output"],
+                             {"image": faces.aligned_chip(img, d)[None]})
+        return e[0], pooled[0].reshape(-1), cnn.predict([faces.face_crop(img, d) if d is not None else img])[0][0]
+
+    learn = [p for p, _ in utk_by_group(root)]
+    val = [p for p in datasets.utkface(root, "val") if datasets.utkface_labels(p)["age"] is not None]
+    fl = [feats(p) for p in learn]
+    fv = [feats(p) for p in val]
+    y_learn = np.log1p([datasets.utkface_labels(p)["age"] for p in learn])
+    truth = np.array([datasets.utkface_labels(p)["age"] for p in val], float)
+    groups = np.array([age_group(a) for a in truth])
+    preds = {"age/gender CNN (shipped)": np.array([f[2] for f in fv])}
+    for k, name in ((0, "embedding"), (1, "pooled")):
+        reg = ridge(np.stack([f[k] for f in fl]), y_learn)
+        preds[f"ridge on the {name}"] = np.expm1(reg(np.stack([f[k] for f in fv])))
+
+    def score(a: np.ndarray):
+        ok = np.array([abs(age_group(p) - g) <= 1 for p, g in zip(a, groups)])
+        return ok.mean(), np.mean([ok[groups == g].mean() for g in range(9)]), np.abs(a - truth).mean()
+    best = max((k for k in preds if k.startswith("ridge")), key=lambda k: score(preds[k])[0])
+    preds[f"mean of the CNN and the {best.removeprefix('ridge on the ')} (log)"] = np.expm1(
+        (np.log1p(np.clip(preds["age/gender CNN (shipped)"], 0, None)) + np.log1p(np.clip(preds[best], 0, None))) / 2)
+    print(f"| UTKFace validation faces ({len(val)}) | right decade group or next | the same, balanced over 9 groups "
+          "| mean abs. error |")
+    print("|---|---|---|---|")
+    for name, a in preds.items():
+        ok, bal, mae = score(a)
+        print(f"| {name} | {ok:.2%} | {bal:.2%} | {mae:.2f} y |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=None)
@@ -259,7 +312,12 @@ def main() -> None:
     ap.add_argument("--cnn-utk", default="runs/ag-utkface/agegender.onnx", help="--cross: the CNN recipe on UTKFace only")
     ap.add_argument("--gate", action="store_true",
                     help="the shipped read-out against an age gate (the CNN's gender below 13 years), validation faces")
+    ap.add_argument("--age", action="store_true", help="age from the face network's features, UTKFace validation")
     args = ap.parse_args()
+    if args.age:
+        print("command: python benchmarks/face_embedding.py --age")
+        age(datasets.data_root(args.data))
+        return
     if args.gate:
         print("command: python benchmarks/face_embedding.py --gate")
         gate(datasets.data_root(args.data))
