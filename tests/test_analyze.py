@@ -172,7 +172,7 @@ def test_a_child_gets_the_age_gender_models_gender_an_adult_the_face_networks(mo
     for age in (6.0, 40.0):
         # the CNN's reading with its age replaced, and its gender the opposite of the read-out's
         other = "male" if readout[0] == "female" else "female"
-        monkeypatch.setattr(cnn, "predict", lambda crops, age=age: [(age, other, 0.66) for _ in real(crops)])
+        monkeypatch.setattr(cnn, "predict", lambda crops, age=age, other=other: [(age, other, 0.66) for _ in real(crops)])
         (face,) = faces.analyze(astronaut, ("gender",))
         assert (face.gender, round(face.gender_score, 2)) == ((other, 0.66) if age < 13 else
                                                               (readout[0], round(readout[1], 2)))
