@@ -64,6 +64,24 @@ def smile(root: Path, paths: list[str], crop: str = "level") -> None:
     return rel
 
 
+def smile_pairs(root: Path, pairs: list[str]) -> None:
+    """LEVEL,ALIGNED: the mean smile probability of a model on level crops and one on
+    aligned chips, each source's validation tenth (the same faces, each cut its own way)."""
+    xl, ys, strata = smile_data(root, None, SMILE_SOURCES)
+    xa, ya, sa = smile_data(root, None, SMILE_SOURCES, "aligned")
+    assert (ys == ya).all() and (strata == sa).all()  # the same faces kept, in the same order
+    held = validation_tenth(strata)
+    xl, xa, ys, strata = xl[held], xa[held], ys[held], strata[held]
+    print("| smile pair (level, aligned) | " + " | ".join(f"{s} ({int((strata // 2 == k).sum())})"
+                                                      for k, s in enumerate(SMILE_SOURCES)) + " | mean |")
+    print("|---|" + "---|" * (len(SMILE_SOURCES) + 1))
+    for pair in pairs:
+        level, aligned = pair.split(",")
+        p = (softmax(run(load("smile", level), xl)) + softmax(run(load("smile", aligned), xa))) / 2
+        accs = [(p.argmax(1) == ys)[strata // 2 == k].mean() for k in range(len(SMILE_SOURCES))]
+        print(f"| {pair} | " + " | ".join(f"{a:.2%}" for a in accs) + f" | {np.mean(accs):.2%} |", flush=True)
+
+
 def agegender(root: Path, paths: list[str]) -> None:
     xs, ages, genders, strata = agegender_data(root, "val", None, GENDER_SOURCES)
     print("| age/gender model | " + " | ".join(f"gender, {s} ({int((strata // 2 == k).sum())})"
@@ -123,6 +141,8 @@ def main() -> None:
     ap.add_argument("--smile", nargs="*", default=[], metavar="ONNX")
     ap.add_argument("--agegender", nargs="*", default=[], metavar="ONNX")
     ap.add_argument("--gender", nargs="*", default=[], metavar="ONNX")
+    ap.add_argument("--smile-pairs", nargs="*", default=[], metavar="LEVEL,ALIGNED",
+                    help="the mean of a level-crop and an aligned-chip smile model")
     ap.add_argument("--crop", choices=["level", "aligned"], default="level",
                     help="--smile: faces cut as faces.face_crop (level) or faces.aligned_chip (aligned)")
     ap.add_argument("--data", default=None)
@@ -134,7 +154,11 @@ def main() -> None:
           + (f" --smile {' '.join(args.smile)}" if args.smile else "")
           + (f" --agegender {' '.join(args.agegender)}" if args.agegender else "")
           + (f" --gender {' '.join(args.gender)}" if args.gender else "")
-          + (f" --crop {args.crop}" if args.crop != "level" else "") + "\n")
+          + (f" --crop {args.crop}" if args.crop != "level" else "")
+          + (f" --smile-pairs {' '.join(args.smile_pairs)}" if args.smile_pairs else "") + "\n")
+    if args.smile_pairs:
+        smile_pairs(root, args.smile_pairs)
+        print()
     panels = {}
     if args.smile:
         panels.update({f"smile, {k}": v for k, v in smile(root, args.smile, args.crop).items()})
