@@ -58,10 +58,20 @@ def embedder(models: Path):
     return embed
 
 
-def onnx_embedder(path: Path):
+def onnx_embedder(path: Path, mirror: bool = False):
     """The converted network (tools/convert_dlib_face.py) on chips as at run time
-    (faces.aligned_chip on the largest face faceup's detector finds)."""
-    return gender_head.embedder(path)
+    (faces.aligned_chip on the largest face faceup's detector finds); with `mirror`,
+    the mean embedding of the chip and its mirror image."""
+    if not mirror:
+        return gender_head.embedder(path)
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def embed(p: Path) -> np.ndarray:
+        chip = gender_head.chip_of(p)
+        return sess.run(["embedding"], {"image": np.stack([chip, chip[:, :, ::-1]])})[0].mean(0)
+    return embed
 
 
 def logistic(x: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None):
@@ -123,7 +133,7 @@ def validation(root: Path, embed) -> None:
               f"{np.mean(per):.2%} | {np.mean(per[3:]):.2%} |", flush=True)
 
 
-def cross(root: Path, onnx: Path, int8: Path | None, cnn_web: Path, cnn_utk: Path) -> None:
+def cross(root: Path, onnx: Path, int8: Path | None, cnn_web: Path, cnn_utk: Path, mirror: bool = False) -> None:
     """The cross-source rule of issue 12 (README): LFW-validation, leave one source
     out on validation faces, in-source validation, cost per face; with --int8 the same
     heads on the int8 network's embeddings."""
@@ -174,7 +184,7 @@ def cross(root: Path, onnx: Path, int8: Path | None, cnn_web: Path, cnn_utk: Pat
     for label, path in (("embedding head", onnx), ("embedding head, int8 network", int8)):
         if path is None:
             continue
-        embed = onnx_embedder(path)
+        embed = onnx_embedder(path, mirror)
         t0 = time.perf_counter()
         x = {k: np.stack([embed(p) for p, _ in v]) for k, v in sets.items()}
         n = sum(len(v) for v in sets.values())
@@ -308,6 +318,7 @@ def main() -> None:
     ap.add_argument("--cross", action="store_true",
                     help="with --onnx: the cross-source rule (LFW-validation, leave one source out, in-source, cost)")
     ap.add_argument("--int8", default=None, help="with --cross: the int8 network, scored the same way")
+    ap.add_argument("--mirror", action="store_true", help="with --cross: the mean embedding of a chip and its mirror")
     ap.add_argument("--cnn-web", default="runs/ag-web/agegender.onnx", help="--cross: the CNN recipe on web faces only")
     ap.add_argument("--cnn-utk", default="runs/ag-utkface/agegender.onnx", help="--cross: the CNN recipe on UTKFace only")
     ap.add_argument("--gate", action="store_true",
@@ -326,9 +337,9 @@ def main() -> None:
         if not args.onnx:
             raise SystemExit("--cross needs --onnx")
         print(f"command: python benchmarks/face_embedding.py --onnx {args.onnx} --cross"
-              + (f" --int8 {args.int8}" if args.int8 else ""))
+              + (f" --int8 {args.int8}" if args.int8 else "") + (" --mirror" if args.mirror else ""))
         cross(datasets.data_root(args.data), Path(args.onnx), Path(args.int8) if args.int8 else None,
-              Path(args.cnn_web), Path(args.cnn_utk))
+              Path(args.cnn_web), Path(args.cnn_utk), args.mirror)
         return
     if args.validation:
         if not args.onnx:
