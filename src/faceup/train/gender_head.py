@@ -144,5 +144,8 @@ def build(network: Path, out_dir: Path, root: Path, sources: tuple[str, ...] = S
         "recipe": "faceup train --task gender --network runs/int8/gender.onnx --install"
                   + ("" if set(sources) == set(SOURCES) else f" --sources {','.join(sources)}"),
     }
+    made_by = network.with_suffix(".json")  # tools/quantize_models.py's record of the int8 network
+    if made_by.is_file():
+        record["quantized"] = json.loads(made_by.read_text())
     (out_dir / "gender.json").write_text(json.dumps(record, indent=2))
     return onnx_path, record
