@@ -341,9 +341,9 @@ def aligned_chip(image: Image.Image, d: Detection | None) -> np.ndarray:
     t1, t2 = complex(*CHIP_EYES[0]), complex(*CHIP_EYES[1])
     a = (i2 - i1) / (t2 - t1)  # chip -> picture: a similarity transform
     b = i1 - a * t1
-    chip = image.convert("RGB").transform((GENDER_CHIP, GENDER_CHIP), Image.Transform.AFFINE,
-                                          (a.real, -a.imag, b.real, a.imag, a.real, b.imag),
-                                          Image.Resampling.BILINEAR)
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    chip = rgb.transform((GENDER_CHIP, GENDER_CHIP), Image.Transform.AFFINE,
+                         (a.real, -a.imag, b.real, a.imag, a.real, b.imag), Image.Resampling.BILINEAR)
     return np.asarray(chip, np.float32).transpose(2, 0, 1)
 
 
