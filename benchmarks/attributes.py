@@ -115,7 +115,7 @@ def main() -> None:
         if lab["age"] is None or lab["gender"] not in (0, 1):
             continue
         img = Image.open(p).convert("RGB")
-        d = largest_face(img)
+        d = faces.largest_face(img)
         age = ag.predict([faces.face_crop(img, d) if d is not None else img])[0][0]
         gender, _ = read_gender(img, d)
         g_ok = gender == ("male", "female")[lab["gender"]]
@@ -143,12 +143,6 @@ def main() -> None:
         print(f"| {k} | {r['n']} | {r['gender'] / r['n']:.1%} | {r['age_ok'] / r['n']:.1%} | "
               f"{r['age_err'] / r['n']:.1f} y | {r['orient'] / r['orient_n']:.2%} |")
     print("\n(group: UTKFace's own race label, used only to split this report; never predicted)")
-
-
-def largest_face(img: Image.Image):
-    """The largest face faceup's detector finds (None if none)."""
-    found = faces.detect_all(img)
-    return max(found, key=lambda d: d.width) if found else None
 
 
 def gender_reader(model_path: str | None = None):
@@ -197,7 +191,7 @@ def gender_left_out(root: Path, models: list[str], limit: int) -> None:
         conf, ok = [], []
         for p, g in pairs:
             img = Image.open(p).convert("RGB")
-            d = largest_face(img)
+            d = faces.largest_face(img)
             missed += d is None
             gender, score = read(img, d)
             good = gender == ("male", "female")[g]
@@ -270,7 +264,7 @@ def lfw_gender(root: Path, n: int, half: str | None = None, compare: tuple[str, 
         ok, conf, ys, missed = [], [], [], 0
         for p, g in pairs:
             img = Image.open(p).convert("RGB")
-            d = largest_face(img)
+            d = faces.largest_face(img)
             missed += d is None
             gender, score = read(img, d)
             ok.append(gender == ("male", "female")[g])

@@ -80,6 +80,18 @@ def logistic(x: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None):
     return lambda x2: gender_head.sigmoid(x2, head)
 
 
+def cnn_genders(model, paths: list[Path]) -> np.ndarray:
+    """An age/gender CNN's gender (0 male, 1 female) for each picture, through faceup's
+    path (the largest face's levelled crop; the picture whole if none is found)."""
+    from faceup.models.attributes import GENDERS
+
+    out = []
+    for p in paths:
+        img = Image.open(p).convert("RGB")
+        out.append(GENDERS.index(model.predict([faces.main_face_crop(img) or img])[0][1]))
+    return np.array(out)
+
+
 def row(name: str, pred: np.ndarray, y: np.ndarray, ages: np.ndarray | None) -> str:
     cells = [name, f"{len(y)}", f"{(pred == y).mean():.2%}", f"{(pred[y == 1] == 1).mean():.1%}",
              f"{(pred[y == 0] == 0).mean():.1%}"]
@@ -98,7 +110,7 @@ def validation(root: Path, embed) -> None:
     equally from the nine age groups), against the shipped age/gender model, on
     the validation faces of both (the rule is in the README)."""
     from faceup.models import get_model
-    from faceup.models.attributes import AGE_GROUPS, GENDERS, age_group
+    from faceup.models.attributes import AGE_GROUPS, age_group
 
     learn = [(p, g, 0) for p, g in utk_by_group(root)]
     learn += [(p, g, 1) for p, g in datasets.gender_web(root, "train")]
@@ -111,12 +123,6 @@ def validation(root: Path, embed) -> None:
     web = datasets.gender_web(root, "val")
     web_y = np.array([g for _, g in web])
 
-    def shipped(paths) -> np.ndarray:
-        out = []
-        for p in paths:
-            img = Image.open(p).convert("RGB")
-            out.append(GENDERS.index(ag.predict([faces.main_face_crop(img) or img])[0][1]))
-        return np.array(out)
     print(f"gender head learnt from {len(learn)} training faces ({sum(s == 0 for *_, s in learn)} UTKFace, "
           f"{sum(s == 1 for *_, s in learn)} web)")
     print("| validation faces | UTKFace (all) | web faces | UTKFace balanced over the 9 age groups | the same, 6 adult "
@@ -124,7 +130,7 @@ def validation(root: Path, embed) -> None:
     print("|---|---|---|---|---|")
     groups = np.array([age_group(a) for a in utk_age])
     for name, utk_pred, web_pred in (
-            ("shipped age/gender model", shipped(val_utk), shipped([p for p, _ in web])),
+            ("shipped age/gender model", cnn_genders(ag, val_utk), cnn_genders(ag, [p for p, _ in web])),
             ("embedding gender head", (head(np.stack([embed(p) for p in val_utk])) >= 0.5).astype(int),
              (head(np.stack([embed(p) for p, _ in web])) >= 0.5).astype(int))):
         right = utk_pred == utk_y
@@ -140,7 +146,7 @@ def cross(root: Path, onnx: Path, int8: Path | None, cnn_web: Path, cnn_utk: Pat
     import time
 
     from faceup.models import get_model
-    from faceup.models.attributes import GENDERS, AgeGenderModel, age_group
+    from faceup.models.attributes import AgeGenderModel, age_group
 
     utk_learn = utk_by_group(root)
     web_learn = datasets.gender_web(root, "train")
@@ -163,11 +169,7 @@ def cross(root: Path, onnx: Path, int8: Path | None, cnn_web: Path, cnn_utk: Pat
         return float((pred == y[key]).mean())
 
     def cnn(model, key: str) -> np.ndarray:
-        out = []
-        for p, _ in sets[key]:
-            img = Image.open(p).convert("RGB")
-            out.append(GENDERS.index(model.predict([faces.main_face_crop(img) or img])[0][1]))
-        return np.array(out)
+        return cnn_genders(model, [p for p, _ in sets[key]])
 
     print("| model | LFW-validation (balanced) | LOSO web -> UTKFace val, balanced over 9 age groups "
           "| LOSO UTKFace -> web val | LOSO mean | UTKFace val balanced (in-source) | web val (in-source) "
@@ -234,8 +236,7 @@ def gate(root: Path) -> None:
         r, g = [], []
         for p, _ in items:
             img = Image.open(p).convert("RGB")
-            found = faces.detect_all(img)
-            d = max(found, key=lambda d: d.width) if found else None
+            d = faces.largest_face(img)
             ro = readout.predict([faces.aligned_chip(img, d)])[0]
             age, cg, cs = cnn.predict([faces.face_crop(img, d) if d is not None else img])[0]
             r.append(GENDERS.index(ro[0]))
@@ -273,8 +274,7 @@ def age(root: Path) -> None:
 
     def feats(p: Path):
         img = Image.open(p).convert("RGB")
-        found = faces.detect_all(img)
-        d = max(found, key=lambda d: d.width) if found else None
+        d = faces.largest_face(img)
         e, pooled = sess.run(["embedding", "flatten267_DequantizeLinear_Output"],
                              {"image": faces.aligned_chip(img, d)[None]})
         return e[0], pooled[0].reshape(-1), cnn.predict([faces.face_crop(img, d) if d is not None else img])[0][0]
@@ -379,15 +379,10 @@ def main() -> None:
     how = "converted network on faceup-aligned chips" if args.onnx else "dlib embedding"
     print(row(f"{how} + logistic regression, web faces -> UTKFace", (p >= 0.5).astype(int), y["test_utk"], ages))
     if args.compare:
-        from faceup.models.attributes import GENDERS, AgeGenderModel
+        from faceup.models.attributes import AgeGenderModel
 
-        ag = AgeGenderModel.from_file(args.compare)
-        pred = []
-        for path, _ in test_utk:
-            img = Image.open(path).convert("RGB")
-            pred.append(GENDERS.index(ag.predict([faces.main_face_crop(img) or img])[0][1]))
         print(row(f"faceup's gender model without UTKFace ({args.compare}), web faces -> UTKFace",
-                  np.array(pred), y["test_utk"], ages))
+                  cnn_genders(AgeGenderModel.from_file(args.compare), [p for p, _ in test_utk]), y["test_utk"], ages))
     p = logistic(x["learn_utk"], y["learn_utk"])(x["web"])
     print(row(f"{how} + logistic regression, UTKFace (2,000) -> web faces", (p >= 0.5).astype(int), y["web"], None))
 

@@ -453,10 +453,16 @@ def detect_all(image: Image.Image, min_score: float = DETECT_MIN_SCORE, tiling: 
     return found
 
 
+def largest_face(image: Image.Image, min_score: float = DETECT_MIN_SCORE) -> Detection | None:
+    """The largest face detect_all finds (None if none): the face of a picture of one face."""
+    found = detect_all(image, min_score)
+    return max(found, key=lambda d: d.width) if found else None
+
+
 def main_face_crop(image: Image.Image, min_score: float = DETECT_MIN_SCORE) -> Image.Image | None:
     """The crop of the largest face (how training pictures of one face each are cut)."""
-    found = detect_all(image, min_score)
-    return face_crop(image, max(found, key=lambda d: d.width)) if found else None
+    d = largest_face(image, min_score)
+    return None if d is None else face_crop(image, d)
 
 
 def analyze(image: Image.Image, only: tuple[str, ...] = ANALYSES) -> list[Face]:

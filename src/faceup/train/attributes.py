@@ -86,10 +86,10 @@ def _crop(args: tuple[str, int, bool, str]) -> np.ndarray | None:
     with Image.open(path) as im:
         img = im.convert("RGB")
     if kind == "aligned":
-        found = faces.detect_all(img)
-        if not found:
+        d = faces.largest_face(img)
+        if d is None:
             return None
-        chip = faces.aligned_chip(img, max(found, key=lambda d: d.width))
+        chip = faces.aligned_chip(img, d)
         crop = Image.fromarray(chip.transpose(1, 2, 0).astype(np.uint8))
     else:
         crop = faces.main_face_crop(img)

@@ -81,8 +81,7 @@ def chip_of(path: Path) -> np.ndarray:
     from faceup import faces
 
     img = Image.open(path).convert("RGB")
-    found = faces.detect_all(img)
-    return faces.aligned_chip(img, max(found, key=lambda d: d.width) if found else None)
+    return faces.aligned_chip(img, faces.largest_face(img))
 
 
 def embedder(network: Path) -> Callable[[Path], np.ndarray]:
