@@ -6,6 +6,7 @@ choose between models by a rule set before reading the figures.
     .venv/bin/python benchmarks/attribute_validation.py --smile shipped runs/smile-all/smile.onnx
     .venv/bin/python benchmarks/attribute_validation.py --agegender shipped runs/ag-both/agegender.onnx
     .venv/bin/python benchmarks/attribute_validation.py --smile shipped shipped+mirror   # with mirror images
+    .venv/bin/python benchmarks/attribute_validation.py --smile 'shipped&runs/expression.onnx'   # two models' mean
     .venv/bin/python benchmarks/attribute_validation.py --gender shipped runs/gender/gender.onnx
 
 --gender: the gender read-out on the face network (its own chips, aligned by the
@@ -50,10 +51,11 @@ def smile(root: Path, paths: list[str], crop: str = "level") -> None:
                                        for k, s in enumerate(SMILE_SOURCES)) + " | mean | ECE per source |")
     print("|---|" + "---|" * (len(SMILE_SOURCES) + 2))
     for path in paths:
-        # "MODEL+mirror": each face averaged with its mirror image
-        model = load("smile", path.removesuffix("+mirror"))
-        p = softmax(run(model, xs))
+        # "MODEL+mirror": each face averaged with its mirror image; "A&B": the mean of
+        # two models' probabilities on the same crops
+        p = np.mean([softmax(run(load("smile", one), xs)) for one in path.removesuffix("+mirror").split("&")], 0)
         if path.endswith("+mirror"):
+            model = load("smile", path.removesuffix("+mirror"))
             p = (p + softmax(run(model, np.ascontiguousarray(xs[:, :, ::-1])))) / 2
         right = p.argmax(1) == ys
         accs = [right[strata // 2 == k].mean() for k in range(len(SMILE_SOURCES))]

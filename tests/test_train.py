@@ -345,3 +345,55 @@ def test_smile_faces_cut_aligned_are_the_same_faces_cut_another_way(root, tmp_pa
     res = faceup_cli("train", "--task", "agegender", "--crop", "aligned", "--data", str(root),
                      "--out", str(tmp_path / "ag"))
     assert res.returncode == 2 and "--crop" in res.stderr
+
+
+FER_EXPRESSION = Path(__file__).parent / "data" / "fer_expression.onnx"
+
+
+def test_expression_network_in_torch_answers_what_the_converted_file_answers():
+    """train.expression rebuilds the converted Keras graph (TensorFlow's 'same' pads
+    included) and finds every tensor by its Keras name."""
+    import onnxruntime as ort
+    import torch
+
+    from faceup.train.expression import from_onnx, smile_network
+
+    x = np.random.default_rng(0).uniform(0, 255, (4, 3, 64, 64)).astype(np.float32)
+    expected = ort.InferenceSession(str(FER_EXPRESSION)).run(["expression"], {"image": x})[0]
+    with torch.no_grad():
+        got = torch.softmax(from_onnx(FER_EXPRESSION).eval()(torch.from_numpy(x)), 1).numpy()
+        pair = torch.softmax(smile_network(FER_EXPRESSION).eval()(torch.from_numpy(x)), 1).numpy()
+    assert np.abs(got - expected).max() < 1e-4
+    # the untrained smile head is the choice between neutral (6) and happy (3)
+    assert np.allclose(pair[:, 1], expected[:, 3] / (expected[:, 3] + expected[:, 6]), atol=1e-4)
+
+
+def test_smile_on_the_expression_network_exports_what_it_learnt(root, tmp_path):
+    """--backbone expression (tried, README): the exported ONNX answers what the
+    trained torch network answers (the pads must be constants, not integer
+    divisions of negative sizes, which ONNX truncates)."""
+    import onnxruntime as ort
+    import torch
+
+    from faceup.train.expression import smile_network
+
+    res = faceup_cli("train", "--task", "smile", "--backbone", "expression", "--network", str(FER_EXPRESSION),
+                     "--data", str(root), "--out", str(tmp_path / "s"), "--scale", "0.001", "--max-steps", "2",
+                     "--batch", "8")
+    assert res.returncode == 0, res.stdout + res.stderr
+    model = smile_network(FER_EXPRESSION)
+    model.load_state_dict(torch.load(tmp_path / "s" / "best.pt", weights_only=False)["model"])
+    x = np.random.default_rng(1).uniform(0, 255, (3, 3, 64, 64)).astype(np.float32)
+    with torch.no_grad():
+        expected = model.eval()(torch.from_numpy(x)).numpy()
+    got = ort.InferenceSession(str(tmp_path / "s" / "smile.onnx")).run(None, {"image": x})[0]
+    assert got.shape == (3, 2) and np.abs(got - expected).max() < 1e-3
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--task", "agegender", "--backbone", "expression"], "expression is for --task smile only"),
+    (["--task", "smile", "--backbone", "expression", "--network", "nowhere.onnx"], "convert_fer_expression"),
+])
+def test_expression_backbone_says_what_it_needs(root, tmp_path, args, says):
+    res = faceup_cli("train", *args, "--data", str(root), "--out", str(tmp_path / "x"))
+    assert res.returncode == 2 and says in res.stderr.replace("\n", " ")

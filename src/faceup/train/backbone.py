@@ -137,7 +137,7 @@ class Trainee:
     """A network being trained: the model, its frozen part, the exportable
     wrapper (normalisation inside), the optimiser and the schedule."""
 
-    model: MobileNetV2
+    model: nn.Module
     frozen: nn.Module
     wrapped: nn.Module
     opt: torch.optim.Optimizer
