@@ -397,3 +397,25 @@ def test_smile_on_the_expression_network_exports_what_it_learnt(root, tmp_path):
 def test_expression_backbone_says_what_it_needs(root, tmp_path, args, says):
     res = faceup_cli("train", *args, "--data", str(root), "--out", str(tmp_path / "x"))
     assert res.returncode == 2 and says in res.stderr.replace("\n", " ")
+
+
+def test_angle_init_starts_from_another_runs_features(tmp_path):
+    """--init (tried for the angle model, README): the features come from the
+    checkpoint, not ImageNet; the head is new; a checkpoint without features is refused."""
+    import torch
+
+    from faceup.train.backbone import mobilenet_v2, trainee
+
+    src = mobilenet_v2(4, pretrained=False)
+    torch.save({"model": src.state_dict()}, tmp_path / "best.pt")
+    t = trainee(72, 7, 1e-3, 1e-4, 10, init=tmp_path / "best.pt")
+    mine, theirs = t.model.state_dict(), src.state_dict()
+    assert all(torch.equal(mine[k], theirs[k]) for k in theirs if k.startswith("features."))
+    assert t.model.classifier[1].out_features == 72
+    assert not torch.equal(trainee(72, 7, 1e-3, 1e-4, 10).model.features[10].conv[0][0].weight,
+                           theirs["features.10.conv.0.0.weight"])  # without --init: ImageNet's
+    torch.save({"model": {"classifier.1.weight": torch.zeros(4, 1280)}}, tmp_path / "head.pt")
+    with pytest.raises(ValueError, match="no MobileNetV2 features"):
+        trainee(72, 7, 1e-3, 1e-4, 10, init=tmp_path / "head.pt")
+    res = faceup_cli("train", "--task", "angle", "--init", str(tmp_path / "nowhere.pt"), "--out", str(tmp_path / "a"))
+    assert res.returncode == 2 and "no such checkpoint" in res.stderr

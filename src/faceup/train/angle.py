@@ -59,6 +59,9 @@ class AngleConfig:
     #: validation pictures (turned twice each) measured after each epoch; none
     #: given: every tenth of the training pictures, then not trained on
     val_paths: tuple[str, ...] = ()
+    #: start the features from this checkpoint (a faceup run's best.pt, e.g. the
+    #: orientation classifier's) instead of ImageNet
+    init: str | None = None
 
 
 SAMPLERS = ("square", "inner")
@@ -150,7 +153,7 @@ def train_angle(cfg: AngleConfig, paths: list[Path]) -> Path:
     print(f"angle samples: {len(xs)} from {len(paths)} pictures", flush=True)
 
     total = total_steps(cfg.epochs, len(xs), cfg.batch, cfg.max_steps)
-    t = trainee(BINS, cfg.freeze_blocks, cfg.lr, 1e-4, total)
+    t = trainee(BINS, cfg.freeze_blocks, cfg.lr, 1e-4, total, init=Path(cfg.init) if cfg.init else None)
     model, frozen, wrapped, opt, sched = t.model, t.frozen, t.wrapped, t.opt, t.sched
     val_paths = [Path(p) for p in cfg.val_paths][:VAL_LIMIT // 2]
     val_cache = out / f"angle_val_{cfg.size}_{len(val_paths)}x2_s{cfg.seed + 1}{tag}.npz"

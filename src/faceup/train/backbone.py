@@ -151,11 +151,18 @@ def total_steps(epochs: float, samples: int, batch: int, max_steps: int | None) 
 
 
 def trainee(num_out: int, freeze_blocks: int, lr: float, weight_decay: float, total_steps: int,
-            net_size: int | None = None) -> Trainee:
+            net_size: int | None = None, init: Path | None = None) -> Trainee:
     """MobileNetV2 from ImageNet weights with `num_out` outputs, the first blocks
     frozen, AdamW and a one-cycle schedule over `total_steps` (`net_size`: see
-    Exportable)."""
+    Exportable). `init`: a checkpoint of another faceup run (its best.pt) whose
+    MobileNetV2 features replace ImageNet's; the head stays new."""
     model = mobilenet_v2(num_out, pretrained=True)
+    if init is not None:
+        state = torch.load(init, map_location="cpu", weights_only=False)
+        features = {k: v for k, v in state.get("model", state).items() if k.startswith("features.")}
+        if not features:
+            raise ValueError(f"{init}: no MobileNetV2 features in this checkpoint (a faceup run's best.pt)")
+        model.load_state_dict(features, strict=False)
     frozen, params = freeze_early(model, freeze_blocks)
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_steps, pct_start=0.05)
