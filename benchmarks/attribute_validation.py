@@ -54,10 +54,9 @@ def smile(root: Path, paths: list[str], crop: str = "level") -> None:
     for path in paths:
         # "MODEL+mirror": each face averaged with its mirror image; "A&B": the mean of
         # two models' probabilities on the same crops
-        p = np.mean([softmax(run(load("smile", one), xs)) for one in path.removesuffix("+mirror").split("&")], 0)
-        if path.endswith("+mirror"):
-            model = load("smile", path.removesuffix("+mirror"))
-            p = (p + softmax(run(model, np.ascontiguousarray(xs[:, :, ::-1])))) / 2
+        models = [load("smile", one) for one in path.removesuffix("+mirror").split("&")]
+        views = [xs, np.ascontiguousarray(xs[:, :, ::-1])] if path.endswith("+mirror") else [xs]
+        p = np.mean([softmax(run(m, v)) for m in models for v in views], 0)
         right = p.argmax(1) == ys
         accs = [right[strata // 2 == k].mean() for k in range(len(SMILE_SOURCES))]
         rel = {s: reliability(p.max(1)[strata // 2 == k], right[strata // 2 == k])
@@ -87,11 +86,8 @@ def smile_pairs(root: Path, pairs: list[str]) -> None:
 
 def rank_auc(p: np.ndarray, y: np.ndarray) -> float:
     """Area under the ROC curve (the Mann-Whitney statistic; ties count a half)."""
-    order = np.argsort(p, kind="mergesort")
-    ranks = np.empty(len(p))
-    ranks[order] = np.arange(1, len(p) + 1)
-    for v in np.unique(p):  # average ranks over ties
-        ranks[p == v] = ranks[p == v].mean()
+    _, group, counts = np.unique(p, return_inverse=True, return_counts=True)
+    ranks = (np.cumsum(counts) - (counts - 1) / 2)[group]  # 1-based ranks, ties averaged
     n1 = int(y.sum())
     n0 = len(y) - n1
     return float((ranks[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))

@@ -672,7 +672,7 @@ def train(
         if backbone not in ("mobilenet", "expression") or (backbone != "mobilenet" and task != "smile"):
             _error("--backbone is mobilenet or expression, and expression is for --task smile only")
             raise typer.Exit(2)
-        expression_net = network or Path("runs/expression.onnx")
+        expression_net = network or Path(AttrConfig.expression_net)
         if backbone == "expression" and not expression_net.is_file():
             _error(f"{expression_net}: no expression network there; make it with tools/convert_fer_expression.py "
                    "(or give --network)")

@@ -164,6 +164,11 @@ def trainee(num_out: int, freeze_blocks: int, lr: float, weight_decay: float, to
             raise ValueError(f"{init}: no MobileNetV2 features in this checkpoint (a faceup run's best.pt)")
         model.load_state_dict(features, strict=False)
     frozen, params = freeze_early(model, freeze_blocks)
+    return Trainee(model, frozen, Exportable(model, net_size), *optimiser(params, lr, weight_decay, total_steps))
+
+
+def optimiser(params, lr: float, weight_decay: float, total_steps: int) -> tuple[
+        torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """AdamW and a one-cycle schedule over `total_steps`: every faceup training run's."""
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_steps, pct_start=0.05)
-    return Trainee(model, frozen, Exportable(model, net_size), opt, sched)
+    return opt, torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_steps, pct_start=0.05)

@@ -136,9 +136,7 @@ def smile_network(path: Path) -> MiniXception:
 def smile_trainee(lr: float, weight_decay: float, total_steps: int, path: Path):
     """The expression network with a smile head, every layer trained (it is small),
     AdamW and a one-cycle schedule, as backbone.trainee does for MobileNetV2."""
-    from faceup.train.backbone import Trainee
+    from faceup.train.backbone import Trainee, optimiser
 
     model = smile_network(path)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_steps, pct_start=0.05)
-    return Trainee(model, nn.Sequential(), model, opt, sched)
+    return Trainee(model, nn.Sequential(), model, *optimiser(model.parameters(), lr, weight_decay, total_steps))
