@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -152,6 +153,29 @@ def test_evaluate_prints_accuracy_and_confusion(tmp_path, astronaut):
     assert Image.open(tmp_path / "cm.png").size[0] > 100
     table = faceup_cli("evaluate", str(tmp_path))
     assert "100.00%" in table.stdout and "confusion" in table.stdout
+
+
+def test_evaluate_trims_each_picture_before_turning_it(tmp_path, astronaut):
+    """--trim: as the outside check does, a few pixels off each edge (1..N, seeded),
+    so no turned copy keeps the upright file's block grid or edges."""
+    import random
+
+    from faceup.evaluate import trimmed
+
+    for seed in range(20):
+        out = trimmed(astronaut, 6, random.Random(seed))
+        w, h = astronaut.size
+        assert w - 12 <= out.size[0] <= w - 2 and h - 12 <= out.size[1] <= h - 2
+        assert np.array_equal(np.asarray(out), np.asarray(trimmed(astronaut, 6, random.Random(seed))))
+    assert trimmed(astronaut, 0, random.Random(0)) is astronaut
+    assert trimmed(Image.new("RGB", (5, 5)), 6, random.Random(0)).size == (3, 3)  # never empty
+    (tmp_path / "faces").mkdir()
+    astronaut.save(tmp_path / "faces" / "astro.png")
+    res = faceup_cli("evaluate", "--json", "--trim", "6", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["overall"]["cases"] == 4
+    res = faceup_cli("evaluate", "--task", "angle", "--trim", "6", str(tmp_path))
+    assert res.returncode == 2 and "--trim is for --task orientation" in res.stderr
 
 
 def test_make_run_samples_are_all_handled(tmp_path):

