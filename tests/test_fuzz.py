@@ -60,6 +60,8 @@ def _seeds() -> dict[str, bytes]:
                                    compression="tiff_adobe_deflate"),
         "bmp": save(base, "BMP"),
         "heif": save(base, "HEIF", quality=60),
+        "avif": save(base, "AVIF", quality=60),
+        "avif-animated": save(frames[0], "AVIF", save_all=True, append_images=frames[1:], duration=50),
     }
 
 

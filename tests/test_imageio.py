@@ -11,13 +11,14 @@ import zlib
 import pytest
 from PIL import Image, ImageCms
 
-from conftest import T, jpeg_bytes, mean_abs_diff
+from conftest import REPO, T, jpeg_bytes, mean_abs_diff
 from faceup import imageio
 from faceup.errors import (
     DecompressionBombError,
     EmptyFileError,
     NotAPictureError,
     TruncatedPictureError,
+    UnfaithfulWriteError,
     UnsupportedFormatError,
 )
 
@@ -68,7 +69,7 @@ def test_written_jpeg_has_orientation_reset_and_other_exif_kept(astronaut_small,
 
 
 @pytest.mark.parametrize("fmt,suffix", [("JPEG", ".png"), ("PNG", ".jpg"), ("WEBP", ".bmp"), ("TIFF", ".gif"),
-                                        ("BMP", ".webp"), ("GIF", ".tif"), ("HEIF", ".jpg")])
+                                        ("BMP", ".webp"), ("GIF", ".tif"), ("HEIF", ".jpg"), ("AVIF", ".png")])
 def test_format_is_recognised_by_content_not_name(tmp_path, astronaut_small, fmt, suffix):
     path = tmp_path / f"misnamed{suffix}"
     img = astronaut_small.convert("P") if fmt == "GIF" else astronaut_small
@@ -78,7 +79,7 @@ def test_format_is_recognised_by_content_not_name(tmp_path, astronaut_small, fmt
     assert pic.size == astronaut_small.size
 
 
-@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF", "HEIF"])
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF", "HEIF", "AVIF"])
 def test_turned_picture_keeps_its_format(astronaut_small, fmt):
     buf = io.BytesIO()
     (astronaut_small.convert("P") if fmt == "GIF" else astronaut_small).save(buf, fmt)
@@ -87,6 +88,41 @@ def test_turned_picture_keeps_its_format(astronaut_small, fmt):
     assert imageio.FORMAT_ALIASES.get(out.format, out.format) == fmt
     assert out.size == (astronaut_small.height, astronaut_small.width)
     assert mean_abs_diff(out, pic.image.transpose(T.ROTATE_90)) < 4.0
+
+
+def test_avif_is_read_as_displayed_and_written_back_only_when_faithful(astronaut_small):
+    """AVIF (the web's newer format): its orientation (Pillow maps the irot/imir
+    boxes and the EXIF tag to one Orientation) is applied on reading and reset on
+    writing; a 10-bit AVIF (decoded to 8 bits) and an AVIF animation are read but
+    never written back."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x010F] = "faceup-test-camera"
+    buf = io.BytesIO()
+    astronaut_small.save(buf, "AVIF", exif=exif, quality=90)
+    pic = imageio.read(buf.getvalue())
+    assert pic.format == "AVIF" and pic.exif_orientation == 6
+    assert pic.size == (astronaut_small.height, astronaut_small.width)  # shown turned, as a viewer shows it
+    out = imageio.read(imageio.encode(pic, turn=T.ROTATE_90))
+    assert out.format == "AVIF" and out.exif_orientation == 1 and out.exif.get(0x010F) == "faceup-test-camera"
+    assert mean_abs_diff(out.image, pic.image.transpose(T.ROTATE_90)) < 4.0
+
+    ten = (REPO / "tests" / "data" / "astronaut-turned-10bit.avif").read_bytes()
+    pic = imageio.read(ten)
+    assert pic.narrowed == "10-bit AVIF" and pic.size == (96, 96)
+    with pytest.raises(UnfaithfulWriteError, match="10-bit AVIF"):
+        imageio.encode(pic, turn=T.ROTATE_270)
+    assert imageio.encode(pic) == ten  # nothing to change: the file as it was
+
+    frames = [astronaut_small, astronaut_small.transpose(T.FLIP_LEFT_RIGHT)]
+    buf = io.BytesIO()
+    frames[0].save(buf, "AVIF", save_all=True, append_images=frames[1:], duration=100)
+    pic = imageio.read(buf.getvalue(), keep_frames=True)
+    assert pic.format == "AVIF" and mean_abs_diff(pic.image, frames[0]) < 4.0
+    with pytest.raises(UnfaithfulWriteError, match="animation of 2 frames"):
+        imageio.encode(pic, turn=T.ROTATE_180)
+    with pytest.raises(UnfaithfulWriteError, match="animation"):
+        imageio.encode(pic, turn=T.ROTATE_180, format="png")
 
 
 def test_gif_first_frame_is_read_and_every_frame_is_turned(astronaut_small):

@@ -295,7 +295,7 @@ def fix(
                       "Default: NAME.upright.EXT beside a file, DIR-upright beside a directory.")] = None,
     in_place: Annotated[bool, typer.Option("--in-place", help="Overwrite the input files (atomically).")] = False,
     min_confidence: MinConfidence = None,
-    fmt: Annotated[Optional[str], typer.Option("--format", help="Output format (jpeg, png, webp, tiff, bmp, gif, heif). "
+    fmt: Annotated[Optional[str], typer.Option("--format", help="Output format (jpeg, png, webp, tiff, bmp, gif, heif, avif). "
                    "Default: the input's.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line and per picture.")] = False,
     fine: Fine = False,

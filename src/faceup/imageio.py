@@ -68,9 +68,10 @@ T = Image.Transpose
 
 #: Formats faceup reads and writes (Pillow's names). MPO is the multi-picture
 #: JPEG some cameras write; it is read as JPEG.
-SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF", "HEIF")
+SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF", "HEIF", "AVIF")
 FORMAT_ALIASES = {"JPG": "JPEG", "MPO": "JPEG", "TIF": "TIFF", "HEIC": "HEIF"}
-SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp", "GIF": ".gif", "HEIF": ".heic"}
+SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp", "GIF": ".gif", "HEIF": ".heic",
+          "AVIF": ".avif"}
 
 #: Pictures above this many decoded pixels are refused (a decompression bomb
 #: guard). Every frame of an animation and every page of a TIFF counts.
@@ -125,6 +126,9 @@ class Picture:
     #: Why the decoded pixels hold less than the file (e.g. "16-bit colour PNG"):
     #: such a picture can be judged but not written back faithfully.
     narrowed: str | None = None
+    #: why this picture cannot be written back faithfully at all (an animated
+    #: AVIF: faceup reads its first frame and does not write AVIF animations)
+    unwritable: str | None = None
     #: The displayed size at full resolution (`image` may be smaller when `reduced`).
     full_size: tuple[int, int] | None = None
     #: What the models see (`eight_bit(image)`) and the classifier's input, when
@@ -310,6 +314,9 @@ def _decode(im: Image.Image, data: bytes, max_pixels: int, reduce_to: int | None
         quality=quality, subsampling=subsampling, reduced=reduced, n_frames=n_frames, durations=durations,
         loop=im.info.get("loop") if n_frames > 1 else None,
         narrowed=_narrowed(im, fmt, data), full_size=_turned_size(full_size, op),
+        unwritable=(f"this AVIF is an animation of {im.n_frames} frames; faceup reads its first frame and does "
+                    "not write AVIF animations, so nothing was written (`faceup predict` still reads how it "
+                    "is turned)") if fmt == "AVIF" and getattr(im, "n_frames", 1) > 1 else None,
     )
 
 
@@ -328,6 +335,14 @@ def _narrowed(im: Image.Image, fmt: str, data: bytes) -> str | None:
         bits = bits if isinstance(bits, tuple) else (bits,) if bits else ()
         if bits and max(bits) > 8:
             return f"{max(bits)}-bit TIFF"
+    if fmt == "AVIF":  # the AV1 configuration box of each coded image: high_bitdepth, twelve_bit
+        at, bits = data.find(b"av1C"), 8
+        while 0 <= at and at + 7 <= len(data):
+            flags = data[at + 6]
+            bits = max(bits, 12 if flags & 0x60 == 0x60 else 10 if flags & 0x40 else 8)
+            at = data.find(b"av1C", at + 4)
+        if bits > 8:
+            return f"{bits}-bit AVIF"
     return None
 
 
@@ -659,6 +674,8 @@ def encode(
         raise UnfaithfulWriteError(
             f"this {picture.narrowed} is decoded with 8 bits per sample; written back it would lose the rest, "
             "so faceup does not write it (`faceup predict` still reads how it is turned)")
+    if picture.unwritable:
+        raise UnfaithfulWriteError(picture.unwritable)
     if image is None and transform is None and fmt == "JPEG" and picture.format == "JPEG" and quality is None:
         blob = _lossless_jpeg(picture, turn)
         if blob is not None:
@@ -685,9 +702,9 @@ def encode(
 
     kwargs: dict = {}
     exif = _exif_bytes(picture, drop=TIFF_LAYOUT_TAGS if picture.format == "TIFF" or fmt == "TIFF" else ())
-    if fmt in ("JPEG", "PNG", "WEBP", "TIFF", "HEIF") and exif:
+    if fmt in ("JPEG", "PNG", "WEBP", "TIFF", "HEIF", "AVIF") and exif:
         kwargs["exif"] = exif
-    if fmt in ("JPEG", "PNG", "WEBP", "TIFF", "HEIF") and picture.icc_profile:
+    if fmt in ("JPEG", "PNG", "WEBP", "TIFF", "HEIF", "AVIF") and picture.icc_profile:
         kwargs["icc_profile"] = picture.icc_profile
     if fmt == "JPEG":
         if out_img.mode not in ("RGB", "L", "CMYK"):
@@ -699,7 +716,7 @@ def encode(
         lossless = picture.format == "WEBP" and picture.data is not None and b"VP8L" in picture.data[:64]
         kwargs["lossless"] = lossless and quality is None
         kwargs["quality"] = quality or 90
-    elif fmt == "HEIF":
+    elif fmt in ("HEIF", "AVIF"):
         kwargs["quality"] = quality or 90
     elif fmt == "TIFF":
         comp = picture.image.info.get("compression")

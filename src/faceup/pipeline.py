@@ -119,7 +119,7 @@ def printable_path(path: str | None) -> str | None:
 class Fixed:
     """What `fix` (or `background`) made: the prediction it acted on, and the
     encoded picture (`data`, ready to write as it is) in `format` (Pillow's name:
-    JPEG, PNG, WEBP, TIFF, BMP, GIF, HEIF)."""
+    JPEG, PNG, WEBP, TIFF, BMP, GIF, HEIF, AVIF)."""
 
     prediction: Prediction
     data: bytes

@@ -31,7 +31,7 @@ from faceup.settings import Settings
 STATIC = Path(str(resources.files("faceup.server") / "static"))
 
 MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "TIFF": "image/tiff",
-               "BMP": "image/bmp", "GIF": "image/gif", "HEIF": "image/heic"}
+               "BMP": "image/bmp", "GIF": "image/gif", "HEIF": "image/heic", "AVIF": "image/avif"}
 
 THOROUGH = ("Where the classifier is unsure and no face is found, look again for small, grey and "
             "high-contrast faces (slower on such pictures).")
