@@ -707,7 +707,7 @@ def train(
             out.print(f"installed as {cal.install(onnx_path, {}, name=task)}")
         return
     if task == "angle":
-        from faceup.train.angle import SAMPLERS, AngleConfig, train_angle
+        from faceup.train.angle import SAMPLERS, AngleConfig, parse_also, train_angle
 
         if init is not None and not init.is_file():
             _error(f"--init {init}: no such checkpoint (give a faceup run's best.pt)")
@@ -719,8 +719,6 @@ def train(
         if backbone not in ("mobilenet", "lite2") or (init is not None and backbone != "mobilenet"):
             _error("--backbone is mobilenet or lite2 with --task angle, and --init needs mobilenet")
             raise typer.Exit(2)
-
-        from faceup.train.angle import parse_also
 
         more = {"crowds": lambda: datasets.crowds(root, "train"), "frames68": lambda: datasets.frames68(root, "train")}
         try:

@@ -127,6 +127,17 @@ def build(paths: list[Path], per_picture: int, size: int, seed: int,
     return xs, ys
 
 
+def cached_build(cache: Path, paths: list[Path], per_picture: int, size: int, seed: int,
+                 sampler: str) -> tuple[np.ndarray, np.ndarray]:
+    """`build`'s samples, read from `cache` (an .npz) when a run made them before."""
+    if cache.exists():
+        z = np.load(cache)
+        return z["x"], z["y"]
+    xs, ys = build(paths, per_picture, size, seed, sampler)
+    np.savez(cache, x=xs, y=ys)
+    return xs, ys
+
+
 def soft_labels(angles: torch.Tensor, sigma_bins: float = 1.0) -> torch.Tensor:
     centres = torch.arange(BINS, dtype=torch.float32) * (360.0 / BINS)
     d = (angles[:, None] - centres[None, :] + 180.0) % 360.0 - 180.0
@@ -161,22 +172,12 @@ def train_angle(cfg: AngleConfig, paths: list[Path], also: dict[str, list[Path]]
     if cfg.samples not in SAMPLERS:
         raise ValueError(f"samples must be one of {', '.join(SAMPLERS)}, not {cfg.samples!r}")
     tag = "" if cfg.samples == "square" else f"_{cfg.samples}"
-    cache = out / f"angle_{cfg.size}_{len(paths)}x{cfg.samples_per_picture}_s{cfg.seed}{tag}.npz"
-    if cache.exists():
-        z = np.load(cache)
-        xs, ys = z["x"], z["y"]
-    else:
-        xs, ys = build(paths, cfg.samples_per_picture, cfg.size, cfg.seed, cfg.samples)
-        np.savez(cache, x=xs, y=ys)
+    xs, ys = cached_build(out / f"angle_{cfg.size}_{len(paths)}x{cfg.samples_per_picture}_s{cfg.seed}{tag}.npz",
+                          paths, cfg.samples_per_picture, cfg.size, cfg.seed, cfg.samples)
     for name, per_picture in parse_also(",".join(cfg.also), tuple((also or {}).keys())):
         more = also[name][: cfg.limit] if cfg.limit else also[name]
-        extra = out / f"angle_{cfg.size}_{name}{len(more)}x{per_picture}_s{cfg.seed}{tag}.npz"
-        if extra.exists():
-            z = np.load(extra)
-            mx, my = z["x"], z["y"]
-        else:
-            mx, my = build(more, per_picture, cfg.size, cfg.seed, cfg.samples)
-            np.savez(extra, x=mx, y=my)
+        mx, my = cached_build(out / f"angle_{cfg.size}_{name}{len(more)}x{per_picture}_s{cfg.seed}{tag}.npz",
+                              more, per_picture, cfg.size, cfg.seed, cfg.samples)
         xs, ys = np.concatenate([xs, mx]), np.concatenate([ys, my])
     print(f"angle samples: {len(xs)} from {len(paths)} pictures" + "".join(f" + {a}" for a in cfg.also), flush=True)
 
@@ -185,13 +186,8 @@ def train_angle(cfg: AngleConfig, paths: list[Path], also: dict[str, list[Path]]
                 backbone=cfg.backbone, input_size=cfg.size)
     model, frozen, wrapped, opt, sched = t.model, t.frozen, t.wrapped, t.opt, t.sched
     val_paths = [Path(p) for p in cfg.val_paths][:VAL_LIMIT // 2]
-    val_cache = out / f"angle_val_{cfg.size}_{len(val_paths)}x2_s{cfg.seed + 1}{tag}.npz"
-    if val_cache.exists():
-        z = np.load(val_cache)
-        vx, vy = z["x"], z["y"]
-    else:
-        vx, vy = build(val_paths, 2, cfg.size, cfg.seed + 1, cfg.samples)
-        np.savez(val_cache, x=vx, y=vy)
+    vx, vy = cached_build(out / f"angle_val_{cfg.size}_{len(val_paths)}x2_s{cfg.seed + 1}{tag}.npz",
+                          val_paths, 2, cfg.size, cfg.seed + 1, cfg.samples)
 
     def validate() -> dict[str, float]:
         loss, errors = 0.0, []
