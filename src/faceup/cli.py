@@ -51,9 +51,15 @@ def Table(*columns: str):  # rich's Table, imported when a table is printed
 
     return Table(*columns)
 
+def _confidence(value: Optional[float]) -> Optional[float]:
+    if value is not None and not 0.0 <= value <= 1.0:  # NaN fails both; click's range lets it through
+        raise typer.BadParameter(f"{value} is not a number from 0 to 1")
+    return value
+
+
 MinConfidence = Annotated[
     Optional[float],
-    typer.Option("--min-confidence", min=0.0, max=1.0,
+    typer.Option("--min-confidence", callback=_confidence,
                  help="Below this confidence a picture is left as it is. Default: calibrated on held-out data."),
 ]
 Fine = Annotated[bool, typer.Option("--fine", help="Estimate any angle from the main face's eye line "
@@ -245,6 +251,8 @@ def analyze(
 class _Job:
     src: Path
     dst: Path
+    #: why this input is not written (its output would be another input's too)
+    refused: Optional[str] = None
 
 
 def _default_output(src: Path, fmt: str | None, tag: str = "upright") -> Path:
@@ -268,6 +276,15 @@ def _plan(input: Path, output: Path | None, in_place: bool, fmt: str | None, tag
             if fmt and not in_place:
                 dst = dst.with_suffix(imageio.SUFFIX[imageio.normalize_format(fmt)])
             jobs.append(_Job(f, dst))
+        by_target: dict[Path, list[_Job]] = {}
+        for job in jobs:
+            by_target.setdefault(job.dst, []).append(job)
+        for group in by_target.values():
+            if len(group) > 1:
+                names = " and ".join(_name(j.src) for j in group)
+                for job in group:
+                    job.refused = (f"{names} would all be written to {_name(job.dst)}; nothing written for them "
+                                   "(rename one, or leave out --format)")
         return jobs
     dst = input if in_place else (output or _default_output(input, fmt, tag))
     if output is not None and output.is_dir():
@@ -293,7 +310,8 @@ def fix(
     input: Annotated[Path, typer.Argument(help="A picture or a directory (walked recursively).", show_default=False)],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file or directory. "
                       "Default: NAME.upright.EXT beside a file, DIR-upright beside a directory.")] = None,
-    in_place: Annotated[bool, typer.Option("--in-place", help="Overwrite the input files (atomically).")] = False,
+    in_place: Annotated[bool, typer.Option("--in-place", help="Overwrite the input files (atomically; their "
+                        "mode, owner and times are kept).")] = False,
     min_confidence: MinConfidence = None,
     fmt: Annotated[Optional[str], typer.Option("--format", help="Output format (jpeg, png, webp, tiff, bmp, gif, heif, avif). "
                    "Default: the input's.")] = None,
@@ -328,14 +346,16 @@ def fix(
 
     failures: list[tuple[Path, str]] = []
     turned = 0
+    todo = [job for job in jobs if job.refused is None]
     with _progress(len(jobs), "fixing") as bar:
         task = bar.add_task("", total=len(jobs))
-        results = pipeline.fix_iter([job.src for job in jobs], options, [_name(job.src) for job in jobs], workers)
-        for job, result in zip(jobs, results):
+        results = pipeline.fix_iter([job.src for job in todo], options, [_name(job.src) for job in todo], workers)
+        refused = [(job, FaceupError(job.refused)) for job in jobs if job.refused is not None]
+        for job, result in [*refused, *zip(todo, results)]:
             try:
                 if isinstance(result, Exception):
                     raise result
-                imageio.write_atomic(job.dst, result.data)
+                imageio.write_atomic(job.dst, result.data, like=job.src if in_place else None)
             except Exception as exc:  # noqa: BLE001 - one bad file never ends the batch
                 msg = str(exc) if isinstance(exc, (FaceupError, OSError)) else _unexpected(exc)
                 failures.append((job.src, msg))
@@ -792,16 +812,27 @@ def explain(
 
     options = pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels)
     try:
-        result = why.explain(input, options, path=_name(input))
         dst = output or input.with_name(f"{input.stem}.why.png")
+        if dst.is_dir():
+            dst = dst / f"{input.stem}.why.png"
+        drawn_as = imageio.format_for_suffix(dst.suffix) or "PNG"
+        if drawn_as not in ("PNG", "JPEG", "WEBP"):
+            _error(f"the explanation is drawn as PNG, JPEG or WebP; give -o a name ending .png, .jpg or .webp, "
+                   f"not {dst.suffix}")
+            raise typer.Exit(2)
         if dst.resolve() == input.resolve():
             _error("the output is the input; give another -o")
             raise typer.Exit(2)
+        result = why.explain(input, options, path=_name(input))
         buf = io.BytesIO()
-        why.draw(input, result, options).save(buf, imageio.format_for_suffix(dst.suffix) or "PNG")
+        drawing = why.draw(input, result, options)
+        (drawing.convert("RGB") if drawn_as == "JPEG" else drawing).save(buf, drawn_as)
         imageio.write_atomic(dst, buf.getvalue())
     except FaceupError as exc:
         _error(str(exc))
+        raise typer.Exit(1) from None
+    except OSError as exc:
+        _error(f"cannot write {_name(dst)}: {exc.strerror or exc}")
         raise typer.Exit(1) from None
     if as_json:
         _print_json({**result.to_json(), "output": _name(dst)})
@@ -842,37 +873,18 @@ def batch(
     again with the same command, it does only what is not done yet. Needs the ray
     extra: pip install 'faceup[ray]'."""
     from faceup import batch as engine
-    from faceup.batch.work import Job
 
     if sum([in_place, report_only, dry_run]) > 1 or (output is not None and (in_place or report_only)):
         _error("give one of --output, --in-place, --report-only (or --dry-run)")
         raise typer.Exit(2)
-    if not source.exists():
-        _error(f"{source} does not exist")
-        raise typer.Exit(2)
     mode = "report" if report_only else "dry-run" if dry_run else "tag" if tag_only else "fix"
     try:
-        paths = engine.inputs_of(source)
-        base = str(source) if source.is_dir() else os.path.commonpath([os.path.dirname(p) for p in paths] or ["."])
-        if mode in ("fix", "tag", "dry-run") and not in_place:
-            output = output or _default_output(source if source.is_dir() else source.with_suffix(""), None)
-            if output.resolve() == source.resolve():
-                _error("the output folder is the source; use --in-place to change the inputs")
-                raise typer.Exit(2)
-        else:
-            output = None
-        if table is None:  # in the output folder, else beside the source (never inside a tree being walked)
-            beside = source.parent / f"{source.name if source.is_dir() else source.stem}.faceup-results.parquet"
-            table = output / "faceup-results.parquet" if output is not None and mode != "dry-run" else beside
-        if fmt:
-            imageio.normalize_format(fmt)
-        job = Job(mode=mode, base=base, output=None if output is None else str(output), in_place=in_place,
-                  journal=str(table.with_name(table.name + ".d")), format=fmt,
-                  options=pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels, format=fmt,
-                                           thorough=thorough))
-        with _progress(len(paths), "batch", rate=True) as bar:
-            task = bar.add_task("", total=len(paths))
-            summary = engine.run(source, job, table, address=address, batch_size=batch_size,
+        options = pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels, format=fmt,
+                                   thorough=thorough)
+        plan = engine.prepare(source, mode, output, in_place, table, fmt, options)
+        with _progress(len(plan.paths), "batch", rate=True) as bar:
+            task = bar.add_task("", total=len(plan.paths))
+            summary = engine.run(plan, address=address, batch_size=batch_size,
                                  progress=lambda done, total: bar.update(task, completed=done, total=total))
     except FaceupError as exc:
         _error(str(exc))
@@ -969,7 +981,8 @@ def serve(
     out.print(f"faceup {__version__} serving on http://{settings.host}:{settings.port} "
               f"(web page at /, API docs at /docs)")
     uvicorn.run("faceup.server:create_app", factory=True, host=settings.host, port=settings.port,
-                workers=settings.workers, log_level="info")
+                workers=settings.workers, log_level="info", http="faceup.server.guard:TimedH11Protocol",
+                timeout_graceful_shutdown=settings.shutdown_timeout)
 
 
 @app.command()

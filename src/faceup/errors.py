@@ -75,3 +75,10 @@ def shown(text: object, limit: int = 60) -> str:
     never echoes a whole 100 KB field back."""
     text = str(text)
     return text if len(text) <= limit else f"{text[: limit - 20]} ...({len(text):,} characters)... {text[-8:]}"
+
+
+class BatchError(FaceupError):
+    """A whole batch run cannot go on (its results table cannot be read or
+    written, another run holds its output): the message says what to do."""
+
+    http_status = 409

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
+import re
 import threading
 import warnings
 from collections.abc import Callable
@@ -39,6 +39,7 @@ from faceup.errors import (
     UnsupportedFormatError,
     shown,
 )
+from faceup.files import write_atomic  # noqa: F401 - faceup.imageio.write_atomic, as before
 
 _HEIF_LOCK = threading.Lock()
 _heif_writes: bool | None = None
@@ -135,6 +136,9 @@ class Picture:
     #: made ahead by the pipeline (in a decoding thread).
     view: Image.Image | None = None
     square: np.ndarray | None = None
+    #: The XMP packet (JPEG, PNG, WebP, TIFF, AVIF), written back with its
+    #: tiff:Orientation kept in step with the EXIF tag.
+    xmp: bytes | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -259,6 +263,20 @@ def read(
         raise _damaged("is truncated or damaged", exc) from None
 
 
+def header_pixels(data: bytes) -> int:
+    """The pixels a picture's first frame holds, read from its header without
+    decoding it (0 when the header cannot be read: reading it says why later)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if data[4:8] == b"ftyp":
+                heif_writes()
+            with Image.open(io.BytesIO(data)) as im:
+                return im.size[0] * im.size[1]
+    except Exception:  # noqa: BLE001 - any failure here is reported when the picture is read
+        return 0
+
+
 def _damaged(what: str, exc: BaseException) -> TruncatedPictureError:
     detail = shown(str(exc) or type(exc).__name__, 120)
     return TruncatedPictureError(f"the picture {what} ({detail})")
@@ -293,6 +311,18 @@ def _decode(im: Image.Image, data: bytes, max_pixels: int, reduce_to: int | None
         reduced = im.size != before
 
     n_frames, durations = 1, None
+    if reduce_to and not keep_frames and fmt == "WEBP" and getattr(im, "n_frames", 1) == 1 \
+            and min(im.size) >= 2 * reduce_to:
+        flat = _webp_decoded(data, im)
+        if flat is not None:  # decoded by libwebp into one buffer, then reduced at once
+            small = _reduced(flat, reduce_to)
+            del flat
+            exif, orientation = _orientation(im)
+            op = EXIF_TRANSPOSE[orientation]
+            return Picture(image=small.transpose(op) if op is not None else small, format=fmt,
+                           exif_orientation=orientation, data=data, icc_profile=im.info.get("icc_profile"),
+                           exif=exif if len(exif) else None, xmp=_xmp_of(im), reduced=True,
+                           full_size=_turned_size(im.size, op))
     im.load()
     if keep_frames and fmt in MULTI_FRAME_FORMATS and getattr(im, "n_frames", 1) > 1:
         n_frames, durations = _check_frames(im, fmt, max_pixels)
@@ -302,7 +332,11 @@ def _decode(im: Image.Image, data: bytes, max_pixels: int, reduce_to: int | None
     subsampling = JpegImagePlugin.get_sampling(im) if fmt == "JPEG" else -1
 
     op = EXIF_TRANSPOSE[orientation]
-    if op is not None:
+    small = _reduced(im, reduce_to) if reduce_to and not keep_frames and fmt != "JPEG" else None
+    if small is not None:  # as JPEG's draft mode does: the full picture is dropped at once
+        reduced = True
+        shown_image = small.transpose(op) if op is not None else small
+    elif op is not None:
         shown_image = im.transpose(op)
     elif getattr(im, "n_frames", 1) == 1:
         shown_image = im  # decoded and never seeked again: no copy needed (a quarter of a ms on a web photo)
@@ -310,7 +344,7 @@ def _decode(im: Image.Image, data: bytes, max_pixels: int, reduce_to: int | None
         shown_image = im.copy()  # frames are read from `im` later
     return Picture(
         image=shown_image, format=fmt, exif_orientation=orientation, data=data,
-        icc_profile=im.info.get("icc_profile"), exif=exif if len(exif) else None,
+        icc_profile=im.info.get("icc_profile"), exif=exif if len(exif) else None, xmp=_xmp_of(im),
         quality=quality, subsampling=subsampling, reduced=reduced, n_frames=n_frames, durations=durations,
         loop=im.info.get("loop") if n_frames > 1 else None,
         narrowed=_narrowed(im, fmt, data), full_size=_turned_size(full_size, op),
@@ -321,6 +355,73 @@ def _decode(im: Image.Image, data: bytes, max_pixels: int, reduce_to: int | None
 
 
 _WIDE_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")
+
+
+_LIBWEBP: object = None
+
+
+def _libwebp():
+    """Pillow's own libwebp (in its wheel's pillow.libs, else the system's), for
+    one call Pillow does not offer: decoding a still WebP into one buffer. Pillow
+    decodes every WebP through the animation decoder, which holds three RGBA
+    copies of it (1.5 GB for 96 MP). None when it cannot be found."""
+    global _LIBWEBP
+    if _LIBWEBP is None:
+        import ctypes
+        import ctypes.util
+        import glob
+
+        import PIL
+
+        found = sorted(glob.glob(os.path.join(os.path.dirname(PIL.__file__), os.pardir, "pillow.libs",
+                                              "libwebp-*.so*")))
+        names = found + [n for n in (ctypes.util.find_library("webp"),) if n]
+        _LIBWEBP = False
+        for name in names:
+            try:
+                lib = ctypes.CDLL(name)
+                for fn in (lib.WebPDecodeRGBInto, lib.WebPDecodeRGBAInto):
+                    fn.restype = ctypes.c_void_p
+                    fn.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+                _LIBWEBP = lib
+                break
+            except (OSError, AttributeError):
+                continue
+    return _LIBWEBP or None
+
+
+def _webp_decoded(data: bytes, im: Image.Image) -> Image.Image | None:
+    """A still WebP decoded into one RGB or RGBA buffer (Pillow's mode for it),
+    or None where libwebp cannot be called this way."""
+    import ctypes
+
+    lib = _libwebp()
+    if lib is None or im.mode not in ("RGB", "RGBA"):
+        return None
+    w, h = im.size
+    channels = len(im.mode)
+    buf = np.empty((h, w, channels), np.uint8)
+    decode = lib.WebPDecodeRGBAInto if channels == 4 else lib.WebPDecodeRGBInto
+    if not decode(data, len(data), buf.ctypes.data_as(ctypes.c_void_p), buf.nbytes, w * channels):
+        raise TruncatedPictureError("the picture is truncated or damaged (libwebp could not decode it)")
+    return Image.fromarray(buf, im.mode)
+
+
+def _reduced(im: Image.Image, reduce_to: int) -> Image.Image | None:
+    """The decoded picture shrunk by a whole factor (2..8, a box filter) so that
+    its shorter side stays at least `reduce_to`, as a JPEG's draft mode gives it;
+    None when it is small enough already. A prediction needs no more, and a
+    96 MP picture then costs one decoded copy, not one for every step after."""
+    factor = min(8, min(im.size) // reduce_to)
+    if factor < 2:
+        return None
+    if im.mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    elif im.mode == "1":
+        im = im.convert("L")
+    elif im.mode not in ("L", "LA", "RGB", "RGBA", "RGBa", "La", "I", "F", "CMYK", "YCbCr", "LAB", "HSV"):
+        return None  # a mode Pillow cannot reduce (16-bit grey among them): judged at full size
+    return im.reduce(factor)
 
 
 def _narrowed(im: Image.Image, fmt: str, data: bytes) -> str | None:
@@ -453,6 +554,34 @@ def _orientation(im: Image.Image) -> tuple[Image.Exif, int]:
     return exif, orientation if orientation in EXIF_TRANSPOSE else 1
 
 
+def _xmp_of(im: Image.Image) -> bytes | None:
+    """The XMP packet as the file holds it, where Pillow finds one."""
+    xmp = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp")
+    if xmp is None and hasattr(im, "tag_v2"):
+        xmp = im.tag_v2.get(700)
+    if isinstance(xmp, str):
+        xmp = xmp.encode("utf-8")
+    return bytes(xmp) if isinstance(xmp, (bytes, bytearray)) and xmp else None
+
+
+#: tiff:Orientation as an attribute (tiff:Orientation="6") or an element (<tiff:Orientation>6</...>)
+_XMP_ORIENTATION = re.compile(rb'(tiff:Orientation\s*=\s*["\'])(\d+)(["\'])|(<tiff:Orientation>\s*)(\d+)(\s*</tiff:Orientation>)')
+
+
+def xmp_with_orientation(xmp: bytes | None, value: int) -> bytes | None:
+    """The XMP packet with its tiff:Orientation (if it has one) set to `value`,
+    so software that reads XMP before EXIF does not turn the picture again."""
+    if not xmp:
+        return xmp
+
+    def put(m: re.Match) -> bytes:
+        if m.group(1) is not None:
+            return m.group(1) + str(value).encode() + m.group(3)
+        return m.group(4) + str(value).encode() + m.group(6)
+
+    return _XMP_ORIENTATION.sub(put, xmp)
+
+
 def _from_image(im: Image.Image, max_pixels: int) -> Picture:
     _check_pixels(im, max_pixels)
     try:
@@ -465,7 +594,7 @@ def _from_image(im: Image.Image, max_pixels: int) -> Picture:
     op = EXIF_TRANSPOSE[orientation]
     shown_image = im.transpose(op) if op is not None else im.copy()
     return Picture(image=shown_image, format=fmt, exif_orientation=orientation, icc_profile=im.info.get("icc_profile"),
-                   exif=exif if len(exif) else None)
+                   exif=exif if len(exif) else None, xmp=_xmp_of(im))
 
 
 def eight_bit(image: Image.Image) -> Image.Image:
@@ -555,9 +684,13 @@ def _jpeg_segments(data: bytes) -> tuple[list[tuple[int, bytes]], int]:
     return segs, i
 
 
-def _splice_metadata(blob: bytes, original: bytes, exif: bytes | None) -> bytes:
+_XMP_APP1 = b"http://ns.adobe.com/xap/1.0/\x00"
+
+
+def _splice_metadata(blob: bytes, original: bytes, exif: bytes | None, orientation: int = 1) -> bytes:
     """Put the original's APP1-APP15 and COM segments (EXIF, XMP, ICC, ...) into a
-    transformed JPEG, with the EXIF block replaced by `exif` (Orientation 1).
+    transformed JPEG, with the EXIF block replaced by `exif` and the XMP's
+    tiff:Orientation set to `orientation` (1: the pixels are upright).
     libjpeg-turbo's transform drops them."""
     orig, _ = _jpeg_segments(original)
     meta = []
@@ -565,6 +698,10 @@ def _splice_metadata(blob: bytes, original: bytes, exif: bytes | None) -> bytes:
         if 0xE1 <= marker <= 0xEF or marker == 0xFE:
             if marker == 0xE1 and seg[4:10] == b"Exif\x00\x00" and exif is not None:
                 seg = b"\xff\xe1" + (len(exif) + 2).to_bytes(2, "big") + exif
+            elif marker == 0xE1 and seg[4:4 + len(_XMP_APP1)] == _XMP_APP1:
+                body = xmp_with_orientation(seg[4:], orientation)
+                if len(body) + 2 <= 0xFFFF:
+                    seg = b"\xff\xe1" + (len(body) + 2).to_bytes(2, "big") + body
             meta.append(seg)
     segs, sos = _jpeg_segments(blob)
     head = [seg for marker, seg in segs if marker == 0xE0]
@@ -611,10 +748,11 @@ def with_orientation_tag(picture: Picture, value: int) -> bytes:
     app1 = b"\xff\xe1" + (len(block) + 2).to_bytes(2, "big") + block
     has_exif = any(m == 0xE1 and seg[4:10] == b"Exif\x00\x00" for m, seg in segs)
     if has_exif:
-        out = _splice_metadata(picture.data, picture.data, block)
+        out = _splice_metadata(picture.data, picture.data, block, value)
     else:  # after SOI and any APP0 (JFIF), as the standard places it
         at = 2 + sum(len(seg) for m, seg in segs[:1] if m == 0xE0)
-        out = picture.data[:at] + app1 + picture.data[at:]
+        added = picture.data[:at] + app1 + picture.data[at:]
+        out = _splice_metadata(added, added, None, value)
     _verify(out, "JPEG", Image.open(io.BytesIO(picture.data)).size, 1)
     return out
 
@@ -706,6 +844,16 @@ def encode(
         kwargs["exif"] = exif
     if fmt in ("JPEG", "PNG", "WEBP", "TIFF", "HEIF", "AVIF") and picture.icc_profile:
         kwargs["icc_profile"] = picture.icc_profile
+    xmp = xmp_with_orientation(picture.xmp, 1)
+    if xmp and fmt in ("JPEG", "WEBP", "AVIF"):
+        kwargs["xmp"] = xmp
+    elif xmp and fmt == "PNG":
+        from PIL import PngImagePlugin
+
+        kwargs["pnginfo"] = PngImagePlugin.PngInfo()
+        kwargs["pnginfo"].add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8", "replace"))
+    elif xmp and fmt == "TIFF":
+        kwargs["tiffinfo"] = {700: xmp}
     if fmt == "JPEG":
         if out_img.mode not in ("RGB", "L", "CMYK"):
             out_img = eight_bit(out_img).convert("RGB") if out_img.mode != "L" else out_img
@@ -771,24 +919,3 @@ def _verify(blob: bytes, fmt: str, size: tuple[int, int], n_frames: int) -> None
         raise UnfaithfulWriteError(
             f"the {fmt} faceup wrote came out as {got_fmt} {out.size[0]}x{out.size[1]} with {got_frames} frame(s), "
             f"not {size[0]}x{size[1]} with {n_frames}; nothing was written")
-
-
-def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder and a
-    rename, so a reader never sees half a file and a crash leaves the old one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise

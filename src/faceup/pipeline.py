@@ -53,7 +53,13 @@ class Options:
     thorough: bool = False
 
     def __post_init__(self) -> None:
-        fill_colour(self.fill, "RGB")  # a bad fill is an error now, not after the work
+        # a bad value is an error now, not after the work
+        if self.min_confidence is not None and not 0.0 <= self.min_confidence <= 1.0:  # NaN fails both
+            raise BadOptionError(f"min_confidence must be a number from 0 to 1, not {self.min_confidence!r}")
+        if self.max_pixels < 1:
+            raise BadOptionError(f"max_pixels must be a positive number of pixels, not {self.max_pixels!r}")
+        imageio.normalize_format(self.format)
+        fill_colour(self.fill, "RGB")
 
     def threshold(self) -> float:
         return orientation.default_min_confidence() if self.min_confidence is None else self.min_confidence

@@ -23,3 +23,14 @@ class Settings(BaseSettings):
     #: onnxruntime threads per inference.
     ort_threads: int = 1
     min_confidence: float | None = None
+    #: Pictures one POST /predict may carry (413 above it).
+    max_parts: int = 16
+    #: Decoded pixels one request may ask for, its pictures added up (413 above
+    #: it): with `inference_threads`, what bounds the server's memory.
+    max_request_pixels: int = DEFAULT_MAX_PIXELS
+    #: Seconds a client has to send a request's headers, and its whole body
+    #: (408 after that): slow clients cannot hold connections open.
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    #: Seconds the server waits for requests in flight after SIGTERM.
+    shutdown_timeout: float = 3.0

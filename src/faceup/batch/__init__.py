@@ -12,7 +12,6 @@ inputs without a row.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import socket
@@ -21,13 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from faceup import imageio, pipeline
-from faceup.batch.work import MODES, STAGED, Job, process
-from faceup.errors import BadOptionError, missing_extra, shown
-from faceup.files import walk
+from faceup.batch.work import DONE, MODES, STAGED, Job, Mode, discard, sha256, sidecar_of, staged_path
+from faceup.errors import BadOptionError, BatchError, missing_extra, shown
+from faceup.files import walk, write_atomic
 
 #: Pictures per Ray batch: an actor judges it in chunks of pipeline.CHUNK, the
 #: next chunk decoded beside the current one's inference.
 BATCH = 128
+
+#: The lock file a run holds in the folder it writes to (hidden: walks pass it over).
+LOCK = ".faceup-batch.lock"
 
 
 @dataclass
@@ -43,21 +45,124 @@ class Summary:
     actors: int = 1
 
 
-def inputs_of(source: Path) -> list[str]:
-    """The pictures of a folder tree (hidden files and OS litter left out), or
-    the paths listed in a text file (one per line; # comments and blank lines
-    left out; relative paths are relative to the file's folder)."""
+@dataclass
+class Plan:
+    """A run made ready: the job, its table, every input (absolute), where each
+    goes (`dst`, None for a report) and the inputs refused before any work (a
+    destination outside the output folder, onto an input, or shared by two)."""
+
+    job: Job
+    table: Path
+    paths: list[str]
+    dst: dict[str, str | None]
+    refused: dict[str, str]
+
+
+def default_output(source: Path) -> Path:
+    """SOURCE-upright beside a folder (or beside a list file, named after it)."""
+    stem = source.name if source.is_dir() else source.stem
+    return source.with_name(f"{stem}-upright")
+
+
+def prepare(source: Path, mode: str = "fix", output: Path | None = None, in_place: bool = False,
+            table: Path | None = None, fmt: str | None = None,
+            options: pipeline.Options | None = None) -> Plan:
+    """Check the options, find the inputs and where each one goes. Raises
+    BadOptionError for options that cannot go together; an input whose
+    destination is not safe is refused on its own row, never written."""
+    try:
+        mode = Mode(mode).value
+    except ValueError:
+        raise BadOptionError(f"mode must be one of {', '.join(MODES)}, not {mode!r}") from None
+    if in_place and mode not in (Mode.FIX, Mode.TAG):
+        raise BadOptionError("in-place goes with the fix and tag modes only")
+    if output is not None and (in_place or mode == Mode.REPORT):
+        raise BadOptionError("give one of an output folder, in-place, or a report")
+    if not source.exists():
+        raise BadOptionError(f"{source} does not exist")
+    source = Path(os.path.abspath(source))
+    fmt = imageio.normalize_format(fmt) if fmt else None
+    if mode in (Mode.FIX, Mode.TAG, Mode.DRY_RUN) and not in_place:
+        output = Path(os.path.abspath(output)) if output is not None else default_output(source)
+        if output == source or (source.is_dir() and output.resolve() == source.resolve()):
+            raise BadOptionError("the output folder is the source; change the inputs with in-place instead")
+        if output.exists() and not output.is_dir():
+            raise BadOptionError(f"the output {output} is a file, not a folder")
+    else:
+        output = None
+    if table is None:  # in the output folder, else beside the source (never inside a tree being walked)
+        stem = source.name if source.is_dir() else source.stem
+        table = output / "faceup-results.parquet" if output is not None and mode != Mode.DRY_RUN \
+            else source.parent / f"{stem}.faceup-results.parquet"
+    table = Path(os.path.abspath(table))
+    skip = [table, table.with_name(table.name + ".d")] + ([output] if output is not None else [])
+    paths = inputs_of(source, skip)
     if source.is_dir():
-        return [str(p) for p in walk(source)]
+        base = str(source)
+    else:
+        base = os.path.commonpath([os.path.dirname(p) for p in paths]) if paths else str(source.parent)
+    job = Job(mode=mode, base=base, output=None if output is None else str(output), in_place=in_place,
+              journal=str(table.with_name(table.name + ".d")), format=fmt,
+              options=options or pipeline.Options(format=fmt))
+    dst, refused = destinations(paths, job)
+    return Plan(job=job, table=table, paths=paths, dst=dst, refused=refused)
+
+
+def inputs_of(source: Path, skip: list[Path] | None = None) -> list[str]:
+    """The pictures of a folder tree (hidden files, OS litter and `skip` left
+    out), or the paths listed in a text file (one per line; # comments and blank
+    lines left out; relative paths are relative to the file's folder), each as
+    an absolute, normalised path, once."""
+    if source.is_dir():
+        return [os.path.abspath(p) for p in walk(source, skip=skip)]
     if not source.is_file():
         raise BadOptionError(f"{source} is neither a folder nor a text file of paths")
-    out = []
-    for line in source.read_text(encoding="utf-8", errors="surrogateescape").splitlines():
+    try:
+        text = source.read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError as exc:
+        raise BadOptionError(f"{source} cannot be read: {exc.strerror or exc}") from None
+    out: dict[str, None] = {}
+    for line in text.splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
-            p = Path(line)
-            out.append(str(p if p.is_absolute() else source.parent / p))
-    return out
+            out[os.path.abspath(os.path.join(source.parent, line))] = None
+    return list(out)
+
+
+def destinations(paths: list[str], job: Job) -> tuple[dict[str, str | None], dict[str, str]]:
+    """Where each input is written, and why an input is refused: its output
+    would lie outside the output folder, would be an input (its own or
+    another's), or would be shared with another input (a.jpg and a.png as
+    webp)."""
+    dst: dict[str, str | None] = {}
+    refused: dict[str, str] = {}
+    if job.mode == Mode.REPORT:
+        return dict.fromkeys(paths), refused
+    if job.in_place:
+        return {p: p for p in paths}, refused
+    assert job.output is not None
+    inputs = {os.path.realpath(p) for p in paths}
+    out_root = os.path.realpath(job.output)
+    by_target: dict[str, list[str]] = {}
+    for p in paths:
+        d = os.path.normpath(os.path.join(job.output, os.path.relpath(p, job.base)))
+        if job.format and job.mode in (Mode.FIX, Mode.DRY_RUN):
+            d = str(Path(d).with_suffix(imageio.SUFFIX[job.format]))
+        real = os.path.realpath(d)
+        dst[p] = d
+        if not real.startswith(out_root + os.sep):
+            refused[p] = f"its output {d} would lie outside the output folder {job.output}; nothing written"
+        elif real in inputs:
+            refused[p] = f"its output {d} is an input; nothing written (give an output folder apart from the inputs)"
+        else:
+            by_target.setdefault(real, []).append(p)
+    for target, group in by_target.items():
+        if len(group) > 1:
+            for p in group:
+                refused[p] = (f"{' and '.join(pipeline.printable_path(g) for g in group)} would all be written to "
+                              f"{pipeline.printable_path(dst[p])}; nothing written for them (rename one, or "
+                              "leave out the output format)")
+    return dst, refused
 
 
 def _ray():
@@ -69,48 +174,123 @@ def _ray():
     return ray
 
 
+def _journal(command: str):
+    """The journal's parts (pyarrow comes with the ray extra)."""
+    try:
+        from faceup.batch.journal import Journal, empty_row
+    except ImportError as exc:
+        raise missing_extra(command, "ray", exc) from None
+    return Journal, empty_row
+
+
+def _in_place_row(row: dict) -> bool:
+    return row["output"] is not None and row["output"] == row["path"]
+
+
+def unchanged(row: dict) -> bool:
+    """Whether the file a staged output is to replace is still what the worker
+    saw: the input itself (in place: the same size and time), or what was in
+    the output folder (the same content, or still no file)."""
+    if _in_place_row(row):
+        try:
+            st = os.stat(row["output"])
+        except OSError:
+            return False
+        return (st.st_size, st.st_mtime_ns) == (row["bytes"], row["mtime_ns"])
+    return sha256(row["output"]) == row["replaced_sha256"]
+
+
+def _changed(row: dict) -> dict:
+    discard(row)
+    return row | {"action": "changed", "error": "changed during the run; nothing replaced (run again to include it)",
+                  "output": None, "staged": None, "output_sha256": None, "output_bytes": None, "sidecar": None,
+                  "sidecar_sha256": None}
+
+
+def _move_in_place(row: dict) -> None:
+    if row["staged"] and os.path.exists(row["staged"]):
+        os.replace(row["staged"], row["output"])
+    if row["sidecar"] and staged_path(row["sidecar"]).exists():
+        os.replace(staged_path(row["sidecar"]), row["sidecar"])
+
+
 def recover(journal, job: Job) -> list[dict]:
     """Rows already journaled; their staged outputs moved in place (the rename
-    that a killed run did not get to), and staged files without a row deleted."""
+    that a killed run did not get to, if what it replaces is unchanged), and
+    staged files without a row deleted."""
     rows = journal.rows()
-    referenced = set()
+    referenced, changed = set(), []
     for row in rows:
-        if row["staged"] and os.path.exists(row["staged"]):
-            os.replace(row["staged"], row["output"])
-        if row["staged"]:
-            referenced.add(row["staged"])
+        referenced.update(s for s in (row["staged"], row["sidecar"] and str(staged_path(row["sidecar"]))) if s)
+        if row["staged"] and os.path.exists(row["staged"]) and not unchanged(row):
+            changed.append(_changed(row))
+        else:
+            _move_in_place(row)
+    if changed:
+        journal.append(changed)
+        rows = journal.rows()
     root = Path(job.output if job.output and not job.in_place else job.base)
-    if root.is_dir():
+    if root.is_dir() and job.mode != Mode.DRY_RUN:
         for stray in root.rglob(f".*{STAGED}"):
             if str(stray) not in referenced:
                 stray.unlink()
     return rows
 
 
-def run(source: Path, job: Job, table: Path, address: str | None = None,
-        progress: Callable[[int, int], None] | None = None, batch_size: int = BATCH) -> Summary:
-    """Run `job` over the pictures of `source` on Ray (a local instance started
-    here when there is no `address` and no RAY_ADDRESS), journaling into `table`."""
+def done(row: dict | None, job: Job) -> bool:
+    """Whether a journaled row answers for its input as it is now: the same job
+    (mode, output, options), an action that finished, and the input unchanged
+    since (or, in place, the very output the run put there)."""
+    if row is None or row["job"] != job.key or row["action"] not in DONE:
+        return False
+    try:
+        st = os.stat(row["path"])
+    except OSError:
+        return False
+    now = (st.st_size, st.st_mtime_ns)
+    return now == (row["bytes"], row["mtime_ns"]) or (
+        job.in_place and row["action"] in ("replaced", "tagged") and now == (row["output_bytes"], row["mtime_ns"]))
+
+
+def _locks(plan: Plan) -> list[tuple[Path, str]]:
+    job = plan.job
+    locks = [(Path(job.journal) / "lock", f"the table {plan.table}")]
+    if job.mode in (Mode.FIX, Mode.TAG):
+        root = job.base if job.in_place else job.output
+        locks.append((Path(root) / LOCK, f"{root}"))
+    return locks
+
+
+def run(plan: Plan, address: str | None = None, progress: Callable[[int, int], None] | None = None,
+        batch_size: int = BATCH) -> Summary:
+    """Run the plan on Ray (a local instance started here when there is no
+    `address` and no RAY_ADDRESS), journaling into its table. One run at a time
+    per output and per table: another one refuses at once (BatchError)."""
     import time
 
-    from faceup.batch.journal import Journal
+    from faceup.batch import lock
 
-    if job.mode not in MODES:
-        raise BadOptionError(f"mode must be one of {', '.join(MODES)}")
     ray = _ray()
+    Journal, empty_row = _journal("faceup batch")
+    job = plan.job
     start = time.perf_counter()
-    paths = inputs_of(source)
-    journal = Journal(table)
-    done = {row["path"] for row in recover(journal, job)}
-    todo = [p for p in paths if p not in done]
-    summary = Summary(table=str(table), inputs=len(paths), done_before=len(paths) - len(todo), done_now=0)
-    if progress:
-        progress(summary.done_before, len(paths))
-    if todo:
-        summary.nodes, summary.actors = _run_on_ray(ray, todo, job, journal, address, batch_size, summary, progress)
-    wanted = set(paths)
-    rows = [r for r in journal.rows() if r["path"] in wanted]
-    journal.compact()
+    with lock.held(*_locks(plan)):
+        journal = Journal(plan.table)
+        prior = {row["path"]: row for row in recover(journal, job)}
+        journal.append([empty_row(p) | {"job": job.key, "action": "failed", "error": why}
+                        for p, why in plan.refused.items()])
+        todo = [p for p in plan.paths if p not in plan.refused and not done(prior.get(p), job)]
+        summary = Summary(table=str(plan.table), inputs=len(plan.paths),
+                          done_before=len(plan.paths) - len(todo) - len(plan.refused), done_now=len(plan.refused))
+        if progress:
+            progress(summary.done_before, len(plan.paths))
+        if todo:
+            items = [_item(p, plan.dst[p], prior.get(p)) for p in todo]
+            summary.nodes, summary.actors = _run_on_ray(ray, items, job, journal, address, batch_size, summary,
+                                                        progress)
+        wanted = set(plan.paths)
+        rows = [r for r in journal.rows() if r["path"] in wanted]
+        journal.compact()
     for row in rows:
         summary.by_action[row["action"]] = summary.by_action.get(row["action"], 0) + 1
         if row["error"]:
@@ -119,7 +299,33 @@ def run(source: Path, job: Job, table: Path, address: str | None = None,
     return summary
 
 
-def _run_on_ray(ray, todo: list[str], job: Job, journal, address: str | None, batch_size: int,
+def _item(path: str, dst: str | None, prior: dict | None) -> dict:
+    """What a worker needs for one input: where it goes, and what an earlier
+    run of this table wrote there (so that it is replaced without a backup)."""
+    item = {"path": path, "dst": dst, "prior_output_sha256": None, "prior_backup": None, "prior_sidecar_sha256": None}
+    if prior is not None and dst is not None:
+        if prior["output"] == dst:
+            item.update(prior_output_sha256=prior["output_sha256"], prior_backup=prior["backup"])
+        if prior["sidecar"] == str(sidecar_of(dst)):
+            item["prior_sidecar_sha256"] = prior["sidecar_sha256"]
+    return item
+
+
+def _journal_and_place(rows: list[dict], journal) -> None:
+    """Check that nothing an output replaces changed during the run, journal the
+    rows (durable first), then move their outputs in place."""
+    rows[:] = [_changed(r) if r["staged"] and not unchanged(r) else r for r in rows]
+    try:
+        journal.append(rows)
+    except BatchError:
+        for row in rows:
+            discard(row)
+        raise
+    for row in rows:
+        _move_in_place(row)
+
+
+def _run_on_ray(ray, items: list[dict], job: Job, journal, address: str | None, batch_size: int,
                 summary: Summary, progress) -> tuple[int, int]:
     from ray.data import ActorPoolStrategy, DataContext
 
@@ -148,17 +354,14 @@ def _run_on_ray(ray, todo: list[str], job: Job, journal, address: str | None, ba
         # half a CPU less than the machine has: actors that hold every CPU starve
         # the tasks that feed them and the job stalls (seen with Ray 2.60 on 2 cores).
         threads = max(1, int(per_node))
-        ds = ray.data.from_items([{"path": p} for p in todo], override_num_blocks=max(1, len(todo) // batch_size))
+        ds = ray.data.from_items(items, override_num_blocks=max(1, len(items) // batch_size))
         ds = ds.map_batches(_Worker, fn_constructor_args=(job, threads), batch_size=batch_size,
                             batch_format="pyarrow", compute=ActorPoolStrategy(min_size=1, max_size=nodes),
                             num_cpus=max(0.5, per_node - 0.5))
         actors = nodes
         for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=1):
             rows = batch.to_pylist()
-            journal.append(rows)  # durable first ...
-            for row in rows:  # ... then the outputs move in place
-                if row["staged"]:
-                    os.replace(row["staged"], row["output"])
+            _journal_and_place(rows, journal)
             summary.done_now += len(rows)
             if progress:
                 progress(summary.done_before + summary.done_now, summary.inputs)
@@ -200,9 +403,9 @@ class _Worker:
         import pyarrow as pa
 
         from faceup.batch.journal import SCHEMA
+        from faceup.batch.work import process
 
-        paths = batch.column("path").to_pylist()
-        return pa.Table.from_pylist(process(paths, self.job, self.threads), schema=SCHEMA)
+        return pa.Table.from_pylist(process(batch.to_pylist(), self.job, self.threads), schema=SCHEMA)
 
 
 def _warmup_picture() -> bytes:
@@ -226,33 +429,39 @@ class UndoReport:
 
 
 def undo(table: Path) -> UndoReport:
-    """Restore what the run journaled in `table` changed: inputs replaced in place
-    get their original bytes back (kept by the run), outputs and sidecars it
-    wrote are removed. A file changed since the run is left alone and reported."""
-    from faceup.batch.journal import Journal
-
+    """Restore what the runs journaled in `table` changed: files they replaced
+    (inputs in place, or files that were already in the output folder) get
+    their bytes back from the backups the runs kept; outputs and sidecars they
+    made are removed. A file changed since is left alone and reported."""
+    Journal, _ = _journal("faceup undo")
     journal = Journal(table)
-    if not table.exists() and not journal.parts.is_dir():
-        raise BadOptionError(f"{table} is not a faceup batch table")
+    if not journal.exists():
+        raise BadOptionError(f"{table} is not a faceup results table (no such file)")
     report = UndoReport()
     for row in journal.rows():
-        target, action = row["output"], row["action"]
-        if action not in ("written", "replaced", "tagged", "sidecar") or not target:
+        if row["action"] not in ("written", "replaced", "tagged", "sidecar"):
             continue
-        if row["staged"] and os.path.exists(row["staged"]):
-            os.unlink(row["staged"])
-        if not os.path.exists(target):
-            report.skipped.append((target, "not there any more"))
-            continue
-        current = hashlib.sha256(Path(target).read_bytes()).hexdigest()
-        if current != row["output_sha256"]:
-            reason = "already restored" if current == row["sha256"] else "changed since the run; left alone"
-            report.skipped.append((target, reason))
-            continue
-        if row["backup"]:  # an input replaced in place
-            imageio.write_atomic(target, Path(row["backup"]).read_bytes())
-            report.restored.append(target)
-        else:  # a file the run made
-            os.unlink(target)
-            report.removed.append(target)
+        discard(row)
+        if row["output"] and row["output_sha256"]:
+            _undo_one(row["output"], row["output_sha256"], row["backup"], row["replaced_sha256"], report)
+        if row["sidecar"] and row["sidecar_sha256"]:
+            _undo_one(row["sidecar"], row["sidecar_sha256"], None, None, report)
     return report
+
+
+def _undo_one(target: str, written: str, backup: str | None, replaced: str | None, report: UndoReport) -> None:
+    current = sha256(target)
+    if current is None:
+        report.skipped.append((target, "not there any more"))
+    elif current != written:
+        restored = current == replaced and backup is not None
+        report.skipped.append((target, "already restored" if restored else "changed since the run; left alone"))
+    elif backup:  # a file the run replaced
+        if sha256(backup) is None:
+            report.skipped.append((target, f"its backup {backup} is gone; left as the run wrote it"))
+            return
+        write_atomic(target, Path(backup).read_bytes(), like=target)
+        report.restored.append(target)
+    else:  # a file the run made
+        os.unlink(target)
+        report.removed.append(target)

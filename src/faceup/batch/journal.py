@@ -5,27 +5,44 @@ written atomically (temporary file, fsync, rename) before any of its outputs is
 moved in place. When every input is handled the parts are gathered into the one
 table (`<table>`, a Parquet file pandas and DuckDB read as it is). A run started
 again reads both, so it knows what is done; a row is never lost, and a path
-never has two rows.
+never has two rows: a later row for a path (another mode, other options, the
+input changed) takes the place of the earlier one.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import time
 import uuid
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from faceup import imageio
+from faceup.errors import BatchError, shown
+from faceup.files import write_atomic
+
+#: Marks a Parquet file as a faceup results table (its schema metadata).
+MARK = {b"faceup": b"batch-table"}
 
 SCHEMA = pa.schema([
-    ("path", pa.string()), ("bytes", pa.int64()), ("sha256", pa.string()),
+    ("path", pa.string()), ("bytes", pa.int64()), ("mtime_ns", pa.int64()), ("sha256", pa.string()),
+    ("job", pa.string()),
     ("rotation", pa.int32()), ("confidence", pa.float64()), ("confident", pa.bool_()), ("angle", pa.float64()),
     ("exif_orientation", pa.int32()), ("error", pa.string()), ("turned", pa.bool_()), ("action", pa.string()),
-    ("output", pa.string()), ("output_sha256", pa.string()), ("staged", pa.string()), ("backup", pa.string()),
+    ("output", pa.string()), ("output_sha256", pa.string()), ("output_bytes", pa.int64()),
+    ("replaced_sha256", pa.string()), ("staged", pa.string()), ("backup", pa.string()),
+    ("sidecar", pa.string()), ("sidecar_sha256", pa.string()),
     ("ms", pa.float64()),
-])
+], metadata=MARK)
+
+#: The columns every faceup table has had; a Parquet file without them is not one.
+CORE = ("path", "sha256", "action", "output", "output_sha256", "backup", "error")
+
+
+def empty_row(path: str) -> dict:
+    return dict.fromkeys(SCHEMA.names) | {"path": path}
 
 
 class Journal:
@@ -34,26 +51,31 @@ class Journal:
         self.folder = self.table.with_name(self.table.name + ".d")
         self.parts = self.folder / "parts"
 
+    def exists(self) -> bool:
+        return self.table.exists() or self.parts.is_dir()
+
     def rows(self) -> list[dict]:
-        """Every row written so far (the table and the parts), one per path."""
-        tables = [pq.read_table(self.table, schema=SCHEMA)] if self.table.exists() else []
+        """Every row written so far (the table, then the parts in the order they
+        were written), the latest one per path."""
+        files = [self.table] if self.table.exists() else []
         if self.parts.is_dir():
-            tables += [pq.read_table(p, schema=SCHEMA) for p in sorted(self.parts.glob("*.parquet"))]
-        seen: dict[str, dict] = {}
-        for t in tables:
-            for row in t.to_pylist():
-                seen.setdefault(row["path"], row)
-        return list(seen.values())
+            files += sorted(self.parts.glob("*.parquet"))
+        latest: dict[str, dict] = {}
+        for f in files:
+            for row in _read(f).to_pylist():
+                latest[row["path"]] = row
+        return list(latest.values())
 
     def append(self, rows: list[dict]) -> None:
         """One part for these rows, durable before this returns."""
         if rows:
-            imageio.write_atomic(self.parts / f"{uuid.uuid4().hex}.parquet", _parquet(rows))
+            name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"  # names sort in the order written
+            self._write(self.parts / name, rows)
 
     def compact(self) -> int:
         """Gather every row into the one table (sorted by path) and drop the parts."""
         rows = sorted(self.rows(), key=lambda r: r["path"])
-        imageio.write_atomic(self.table, _parquet(rows))
+        self._write(self.table, rows)
         if self.parts.is_dir():
             for p in self.parts.glob("*.parquet"):
                 p.unlink()
@@ -61,6 +83,35 @@ class Journal:
         if self.folder.is_dir() and not any(self.folder.iterdir()):
             self.folder.rmdir()
         return len(rows)
+
+    def _write(self, path: Path, rows: list[dict]) -> None:
+        try:
+            write_atomic(path, _parquet(rows))
+        except OSError as exc:
+            full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            raise BatchError(
+                f"cannot write the results table {self.table} ({exc.strerror or exc}). "
+                + ("Free some space and run the same command again: " if full else
+                   "Fix that and run the same command again: ")
+                + "what was done and journaled is kept, nothing is done twice") from None
+
+
+def _read(path: Path) -> pa.Table:
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise BatchError(
+            f"{path} cannot be read as a results table ({shown(exc, 100)}); it is damaged or not a Parquet "
+            "file. Move it away (or give another --table) to start afresh: pictures already written stay "
+            "where they are, and an existing output is never replaced without a backup") from None
+    missing = [c for c in CORE if c not in table.column_names]
+    if missing:
+        raise BatchError(f"{path} is a Parquet file but not a faceup results table (no {', '.join(missing)} "
+                         "column); give the table a `faceup batch` run wrote")
+    for name in SCHEMA.names:  # a table from an earlier faceup lacks the newer columns
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(len(table), SCHEMA.field(name).type))
+    return table.select(SCHEMA.names).cast(SCHEMA)
 
 
 def _parquet(rows: list[dict]) -> bytes:

@@ -1,37 +1,48 @@
 """What one worker does to a list of pictures: the same pipeline calls as `faceup
 fix` / `faceup predict`, a row for each picture, and the outputs *staged*: written
 next to where they belong under a hidden name, not yet in place. The driver
-journals the rows first and only then moves the staged files in place, so an
+checks, journals the rows and only then moves the staged files in place, so an
 output never exists without its row, and a row never points to a half-written
 file. No Ray here: the engine calls `process` from its actors."""
 
 from __future__ import annotations
 
+import enum
 import hashlib
+import json
 import os
-import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from faceup import geometry, imageio, pipeline
 from faceup.errors import FaceupError, InternalError, UnfaithfulWriteError, shown
+from faceup.files import write_atomic
 
-#: How a run treats each picture.
-MODES = ("fix", "tag", "report", "dry-run")
+
+class Mode(str, enum.Enum):
+    """How a run treats each picture."""
+
+    FIX = "fix"  # new upright pixels, as `faceup fix`
+    TAG = "tag"  # the EXIF Orientation tag of a JPEG, or an XMP sidecar: no new pixels
+    REPORT = "report"  # the prediction only
+    DRY_RUN = "dry-run"  # the prediction and what fix would write; nothing written
+
+
+MODES = tuple(m.value for m in Mode)
 
 #: Suffix of a staged output (hidden, next to its destination).
 STAGED = ".faceup-staged"
+
+#: Actions after which a row counts as done (a failed or changed picture is tried again).
+DONE = frozenset({"written", "replaced", "tagged", "sidecar", "unchanged", "reported", "planned"})
 
 
 @dataclass(frozen=True)
 class Job:
     """What a run does; the same for every picture, sent to every worker.
 
-    mode: fix (new upright pixels, as `faceup fix`), tag (the EXIF Orientation tag
-    of a JPEG, or an XMP sidecar for other formats: no new pixels), report (the
-    prediction only) or dry-run (the prediction and what fix would write, nothing
-    written). output: the folder that mirrors the inputs (None with in_place or
-    for report/dry-run). journal: the run's folder (backups of changed inputs)."""
+    output: the folder that mirrors the inputs (None with in_place or for
+    report/dry-run). journal: the run's folder (backups of what it replaces)."""
 
     mode: str
     base: str
@@ -41,36 +52,52 @@ class Job:
     options: pipeline.Options = field(default_factory=pipeline.Options)
     format: str | None = None
 
-    def destination(self, path: str) -> Path:
-        """Where the picture at `path` is written (mirrored under `output`)."""
-        if self.in_place or self.output is None:
-            return Path(path)
-        dst = Path(self.output) / os.path.relpath(path, self.base)
-        if self.format and self.mode == "fix":
-            dst = dst.with_suffix(imageio.SUFFIX[imageio.normalize_format(self.format)])
-        return dst
+    @property
+    def key(self) -> str:
+        """What makes two runs' answers for one input the same: a row of another
+        mode, output or options is never taken as done."""
+        what = {"mode": self.mode, "output": self.output, "in_place": self.in_place, "format": self.format,
+                "options": asdict(self.options)}
+        return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def staged_path(dst: Path) -> Path:
+def staged_path(dst: str | os.PathLike) -> Path:
+    dst = Path(dst)
     return dst.with_name(f".{dst.name}{STAGED}")
 
 
-def empty_row(path: str) -> dict:
-    return {"path": path, "bytes": None, "sha256": None, "rotation": None, "confidence": None, "confident": None,
-            "angle": None, "exif_orientation": None, "error": None, "turned": None, "action": None, "output": None,
-            "output_sha256": None, "staged": None, "backup": None, "ms": None}
+def sidecar_of(dst: str | os.PathLike) -> Path:
+    """The XMP sidecar of a picture: NAME.EXT.xmp (as digiKam and darktable name
+    them), so a.png and a.tif never share one."""
+    dst = Path(dst)
+    return dst.with_name(dst.name + ".xmp")
 
 
-def process(paths: list[str], job: Job, threads: int = 1) -> list[dict]:
-    """A row for each picture, in order, judged the way `faceup fix` / `predict`
-    does on a folder (pipeline.fix_iter / predict_iter on `threads` threads).
-    Never raises for a picture: its row carries `error` and `action` "failed"."""
+def sha256(path: str | os.PathLike) -> str | None:
+    """The file's sha256, or None when there is no file."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
+
+
+def process(items: list[dict], job: Job, threads: int = 1) -> list[dict]:
+    """A row for each item ({path, dst, prior_output_sha256, prior_backup,
+    prior_sidecar_sha256}: where it goes, and what an earlier run of this table
+    wrote there), in order, judged the way `faceup fix` / `predict` does on a
+    folder (pipeline.fix_iter / predict_iter on `threads` threads). Never raises
+    for a picture: its row carries `error` and `action` "failed"."""
+    import time
+
+    from faceup.batch.journal import empty_row
+
     rows, datas = [], []
-    for path in paths:
-        row = empty_row(path)
+    for item in items:
+        row = empty_row(item["path"]) | {"job": job.key}
         try:
-            data = Path(path).read_bytes()
-            row["bytes"], row["sha256"] = len(data), hashlib.sha256(data).hexdigest()
+            st = os.stat(item["path"])
+            data = Path(item["path"]).read_bytes()
+            row.update(bytes=len(data), mtime_ns=st.st_mtime_ns, sha256=hashlib.sha256(data).hexdigest())
         except OSError as exc:
             data = None
             row.update(error=f"cannot be read: {exc.strerror or exc}", action="failed")
@@ -78,26 +105,35 @@ def process(paths: list[str], job: Job, threads: int = 1) -> list[dict]:
         datas.append(data)
     ok = [i for i, d in enumerate(datas) if d is not None]
     start = time.perf_counter()
-    many = pipeline.fix_iter if job.mode == "fix" else pipeline.predict_iter
-    results = list(many([datas[i] for i in ok], job.options, [paths[i] for i in ok], workers=threads))
+    many = pipeline.fix_iter if job.mode == Mode.FIX else pipeline.predict_iter
+    results = list(many([datas[i] for i in ok], job.options, [items[i]["path"] for i in ok], workers=threads))
     each_ms = 1000 * (time.perf_counter() - start) / max(1, len(ok))
     for i, result in zip(ok, results):
-        row = rows[i]
+        row, item = rows[i], items[i]
         row["ms"] = each_ms
         try:
-            _finish(row, datas[i], result, job)
-        except FaceupError as exc:
-            row.update(error=str(exc), action="failed", output=None, staged=None, output_sha256=None)
-        except OSError as exc:
-            row.update(error=f"cannot be written: {exc.strerror or exc}", action="failed", output=None,
-                       staged=None, output_sha256=None)
-        except Exception as exc:  # noqa: BLE001 - a bug fails this picture only
-            row.update(error=str(InternalError(f"unexpected error ({type(exc).__name__}: {shown(exc, 120)})")),
-                       action="failed", output=None, staged=None, output_sha256=None)
+            _finish(row, item, datas[i], result, job)
+        except Exception as exc:  # noqa: BLE001 - one picture fails, the batch goes on
+            if isinstance(exc, FaceupError):
+                msg = str(exc)
+            elif isinstance(exc, OSError):
+                msg = f"cannot be written: {exc.strerror or exc}"
+            else:  # a bug fails this picture only
+                msg = str(InternalError(f"unexpected error ({type(exc).__name__}: {shown(exc, 120)})"))
+            discard(row)
+            row.update(error=msg, action="failed", output=None, staged=None, output_sha256=None, output_bytes=None,
+                       sidecar=None, sidecar_sha256=None, backup=None, replaced_sha256=None)
     return rows
 
 
-def _finish(row: dict, data: bytes, result, job: Job) -> None:
+def discard(row: dict) -> None:
+    """Delete what was staged for this row."""
+    for staged in (row.get("staged"), row.get("sidecar") and staged_path(row["sidecar"])):
+        if staged:
+            Path(staged).unlink(missing_ok=True)
+
+
+def _finish(row: dict, item: dict, data: bytes, result, job: Job) -> None:
     if isinstance(result, FaceupError):
         raise result
     pred: pipeline.Prediction = result.prediction if isinstance(result, pipeline.Fixed) else result
@@ -105,50 +141,61 @@ def _finish(row: dict, data: bytes, result, job: Job) -> None:
         raise pred.exception or FaceupError(pred.error)
     row.update({k: pred.to_json()[k] for k in ("rotation", "confidence", "confident", "angle", "exif_orientation")})
     row["turned"] = pred.turned
-    if job.mode == "report":
+    if job.mode == Mode.REPORT:
         row["action"] = "reported"
         return
-    dst = job.destination(row["path"])
-    if job.mode == "dry-run":
-        row["action"] = "planned"
-        row["output"] = str(dst)
+    dst = Path(item["dst"])
+    if job.mode == Mode.DRY_RUN:
+        row.update(action="planned", output=str(dst))
         return
-    if job.mode == "fix":
-        _stage(row, data, result.data, dst, job, changed="replaced" if job.in_place else "written")
+    if job.mode == Mode.FIX:
+        _stage(row, item, data, result.data, dst, job, changed="replaced" if job.in_place else "written")
         return
     # tag: no new pixels
-    turn = geometry.UNDO_CW[pred.rotation] if pred.turned else None
     if not pred.turned:
-        _stage(row, data, data, dst, job, changed="written")
+        _stage(row, item, data, data, dst, job, changed="written")
         return
     if pred.angle is not None and abs(pred.angle - pred.rotation) > 0.05:
         raise UnfaithfulWriteError("an orientation tag holds quarter turns only; this picture needs "
                                    f"{pred.angle:.1f} degrees (use the fix mode)")
     picture = imageio.read(data, max_pixels=job.options.max_pixels, reduce_to=pipeline.PREDICT_DECODE_SIDE)
-    value = imageio.orientation_value(picture.exif_orientation, turn)
+    value = imageio.orientation_value(picture.exif_orientation, geometry.UNDO_CW[pred.rotation])
     if picture.format == "JPEG":
-        _stage(row, data, imageio.with_orientation_tag(picture, value), dst, job, changed="tagged")
+        _stage(row, item, data, imageio.with_orientation_tag(picture, value), dst, job, changed="tagged")
         return
-    sidecar = dst.with_suffix(".xmp")
-    if sidecar.exists():
+    sidecar = sidecar_of(dst)
+    if sidecar.exists() and sha256(sidecar) != item.get("prior_sidecar_sha256"):
         raise UnfaithfulWriteError(f"{sidecar.name} exists already; faceup does not overwrite a sidecar")
-    if not job.in_place:
-        _stage(row, data, data, dst, job, changed="written")  # the picture itself, byte for byte
     xmp = imageio.xmp_orientation_sidecar(value)
-    imageio.write_atomic(staged_path(sidecar), xmp)
-    row.update(action="sidecar", output=str(sidecar), staged=str(staged_path(sidecar)),
-               output_sha256=hashlib.sha256(xmp).hexdigest())
+    if not job.in_place:
+        _stage(row, item, data, data, dst, job, changed="written")  # the picture itself, byte for byte
+    write_atomic(staged_path(sidecar), xmp)
+    row.update(action="sidecar", sidecar=str(sidecar), sidecar_sha256=hashlib.sha256(xmp).hexdigest())
 
 
-def _stage(row: dict, original: bytes, out: bytes, dst: Path, job: Job, changed: str) -> None:
-    if job.in_place and out == original:
-        row["action"] = "unchanged"
-        return
-    if job.in_place:  # the original is kept for `faceup undo` before anything replaces it
-        backup = Path(job.journal) / "originals" / f"{row['sha256']}{Path(row['path']).suffix}"
-        if not backup.exists():
-            imageio.write_atomic(backup, original)
-        row["backup"] = str(backup)
-    imageio.write_atomic(staged_path(dst), out)
+def _stage(row: dict, item: dict, original: bytes, out: bytes, dst: Path, job: Job, changed: str) -> None:
+    """Write `out` beside `dst` under its staged name. Whatever `dst` holds now
+    (the input itself in place, or a file already in the output folder) is kept
+    in the run's folder first, for `faceup undo`, unless an earlier run of this
+    table wrote it (its backup is then the earlier one's)."""
+    if job.in_place:
+        if out == original:
+            row["action"] = "unchanged"
+            return
+        current, data = row["sha256"], original
+    else:
+        current = sha256(dst)
+        data = None
+    if current is not None:
+        if current == item.get("prior_output_sha256"):
+            backup = item.get("prior_backup")
+        else:
+            if data is None:
+                data = dst.read_bytes()
+            backup = str(Path(job.journal) / "originals" / f"{current}{dst.suffix}")
+            if not os.path.exists(backup):
+                write_atomic(backup, data)
+        row.update(backup=backup, replaced_sha256=current)
+    write_atomic(staged_path(dst), out, like=dst if job.in_place else None)
     row.update(action=changed, output=str(dst), staged=str(staged_path(dst)),
-               output_sha256=hashlib.sha256(out).hexdigest())
+               output_sha256=hashlib.sha256(out).hexdigest(), output_bytes=len(out))

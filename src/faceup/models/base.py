@@ -135,6 +135,18 @@ def get_model(name: str) -> Model:
         return _instances[name]
 
 
+def load_all() -> list[str]:
+    """Load and check every registered model whose weights ship (before a server
+    serves: the first request then waits for none). The names loaded."""
+    import faceup.models  # noqa: F401 - registers every model class
+
+    entries = _registry_entries()
+    names = sorted(set(registry) & set(entries))
+    for name in names:
+        get_model(name).session  # noqa: B018 - loads it
+    return names
+
+
 def describe_all() -> dict[str, Any]:
     """Version, runtime and every registered model with its sha256 (for `faceup info`
     and `GET /info`)."""

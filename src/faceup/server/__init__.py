@@ -2,8 +2,11 @@
 
     uvicorn --factory faceup.server:create_app      # or: faceup serve
 
-Models are loaded once per process before serving; blocking inference runs in a
-bounded pool of threads (anyio's limiter), so memory stays flat under load.
+Every model is loaded once per process before serving; blocking inference runs
+in a bounded pool of threads (anyio's limiter), so memory stays flat under load:
+at most `inference_threads` pictures are decoded and judged at once, each within
+the pixel budget. A request whose client has gone is not started, and
+`/predict` stops between its pictures when the client goes.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from faceup import __version__, imageio, orientation, pipeline
 from faceup.errors import FaceupError
 from faceup.models import base as models_base
-from faceup.server.guard import UploadGuard, content_disposition
+from faceup.server.guard import TimedH11Protocol, UploadGuard, content_disposition
 from faceup.settings import Settings
 
 STATIC = Path(str(resources.files("faceup.server") / "static"))
@@ -53,7 +56,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        # Load and check every model before the first request (and warm it up).
+        # Load and check every model before the first request (and warm up the
+        # orientation path, which every endpoint takes).
+        models_base.load_all()
         orientation.estimate(Image.new("RGB", (64, 64)))
         yield
 
@@ -65,7 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
 
-    app.add_middleware(UploadGuard, max_upload_bytes=settings.max_upload_bytes, api_key=settings.api_key)
+    app.add_middleware(UploadGuard, max_upload_bytes=settings.max_upload_bytes, api_key=settings.api_key,
+                       body_timeout=settings.body_timeout)
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError):
@@ -100,6 +106,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise ApiError(400, f"the uploaded file '{upload.filename or 'file'}' is empty")
         return data
 
+    async def single_fields(request: Request, many: tuple[str, ...] = ()) -> None:
+        """Each form field once (a second `file` would be dropped without a word),
+        but for the fields in `many`."""
+        form = await request.form()
+        twice = sorted(k for k in set(form.keys()) if k not in many and len(form.getlist(k)) > 1)
+        if twice:
+            raise ApiError(422, f"the form field{'s' if len(twice) > 1 else ''} {', '.join(twice)} came more than "
+                                "once; send each once (POST /predict takes several 'file' fields)")
+
+    def pixel_budget(datas: list[bytes]) -> None:
+        """The decoded pixels a request asks for, its pictures added up (read from
+        their headers, before any is decoded), within the request budget."""
+        total = sum(imageio.header_pixels(d) for d in datas)
+        if total > settings.max_request_pixels:
+            raise ApiError(413, f"this request's pictures hold {total:,} pixels in all, above the limit of "
+                                f"{settings.max_request_pixels:,} for one request; send them in several requests")
+
+    async def work(request: Request, fn):
+        """Run `fn` on an inference thread once one is free, unless the client
+        has gone by then."""
+        async with limiter:
+            if await request.is_disconnected():
+                raise ApiError(499, "the client closed the request")
+            return await anyio.to_thread.run_sync(fn)
+
     def options(min_confidence: float | None, fmt: str | None = None, fine: bool = False,
                 expand: bool = False, fill: str = "blur", thorough: bool = False) -> pipeline.Options:
         if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
@@ -131,6 +162,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
               responses={200: {"content": {"image/*": {}},
                                "description": "The fixed picture; X-Faceup-Rotation/Angle/Confidence headers."}})
     async def fix(
+        request: Request,
         file: Annotated[UploadFile, File(description="The picture.")],
         fine: Annotated[bool, Form(description="Estimate and undo any angle, not only quarter turns.")] = False,
         min_confidence: Annotated[float | None, Form(description="Leave the picture as it is below this.")] = None,
@@ -139,9 +171,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         fill: Annotated[str, Form(description="With expand: a colour (white, #203040) or 'blur'.")] = "blur",
         thorough: Annotated[bool, Form(description=THOROUGH)] = False,
     ):
+        await single_fields(request)
         data = await read_upload(file)
         opts = options(min_confidence, format or None, fine=fine, expand=expand, fill=fill, thorough=thorough)
-        result = await anyio.to_thread.run_sync(lambda: pipeline.fix(data, opts, path=file.filename), limiter=limiter)
+        pixel_budget([data])
+        result = await work(request, lambda: pipeline.fix(data, opts, path=file.filename))
         p = result.prediction
         name = Path(file.filename or "picture").stem + ".upright" + imageio.SUFFIX[result.format]
         headers = {
@@ -153,7 +187,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "X-Faceup-Exif-Orientation": str(p.exif_orientation),
             "Content-Disposition": content_disposition(name),
             "Access-Control-Expose-Headers": "X-Faceup-Rotation, X-Faceup-Angle, X-Faceup-Confidence, "
-                                             "X-Faceup-Confident, X-Faceup-Turned, Content-Disposition",
+                                             "X-Faceup-Confident, X-Faceup-Turned, X-Faceup-Exif-Orientation, "
+                                             "Content-Disposition",
         }
         return Response(result.data, media_type=MEDIA_TYPES[result.format], headers=headers)
 
@@ -161,16 +196,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
               responses={200: {"content": {"image/png": {}, "application/json": {}},
                                "description": "The explanation drawn (PNG), or as JSON with as_json."}})
     async def explain(
+        request: Request,
         file: Annotated[UploadFile, File(description="The picture.")],
         as_json: Annotated[bool, Form(description="Answer JSON instead of a picture.")] = False,
         min_confidence: Annotated[float | None, Form()] = None,
     ):
         from faceup import explain as why
 
+        await single_fields(request)
         data = await read_upload(file)
         opts = options(min_confidence)
+        pixel_budget([data])
 
-        def work():
+        def explain_it():
             result = why.explain(data, opts, path=file.filename)
             if as_json:
                 return result.to_json()
@@ -178,7 +216,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             why.draw(data, result, opts).save(buf, "PNG")
             return buf.getvalue()
 
-        answer = await anyio.to_thread.run_sync(work, limiter=limiter)
+        answer = await work(request, explain_it)
         if as_json:
             return answer
         name = Path(file.filename or "picture").stem + ".why.png"
@@ -186,23 +224,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.post("/predict", summary="How each picture is turned (the CLI's JSON contract)")
     async def predict(
+        request: Request,
         file: Annotated[list[UploadFile], File(description="One or more pictures (repeat the field).")],
         min_confidence: Annotated[float | None, Form()] = None,
         fine: Annotated[bool, Form(description="Estimate any angle from the main face.")] = False,
         thorough: Annotated[bool, Form(description=THOROUGH)] = False,
     ):
+        await single_fields(request, many=("file",))
+        if len(file) > settings.max_parts:
+            raise ApiError(413, f"{len(file)} pictures in one request, above the limit of {settings.max_parts}; "
+                                "send them in several requests")
         opts = options(min_confidence, fine=fine, thorough=thorough)
-        answers = []
+        datas: list[bytes | ApiError] = []
         for upload in file:
             try:
-                data = await read_upload(upload)
+                datas.append(await read_upload(upload))
             except ApiError as exc:
                 if len(file) == 1:
                     raise
-                answers.append(pipeline.Prediction(path=upload.filename, error=exc.message).to_json())
+                datas.append(exc)
+        pixel_budget([d for d in datas if isinstance(d, bytes)])
+        answers = []
+        for upload, data in zip(file, datas):
+            if isinstance(data, ApiError):
+                answers.append(pipeline.Prediction(path=upload.filename, error=data.message).to_json())
                 continue
-            pred = await anyio.to_thread.run_sync(
-                lambda d=data, n=upload.filename: pipeline.predict(d, opts, path=n), limiter=limiter)
+            pred = await work(request, lambda d=data, n=upload.filename: pipeline.predict(d, opts, path=n))
             if pred.exception is not None and len(file) == 1:
                 raise pred.exception
             answers.append(pred.to_json())
@@ -211,6 +258,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post("/analyze", summary="Upright the picture, then every face with smile, age and gender",
 )
     async def analyze(
+        request: Request,
         file: Annotated[UploadFile, File(description="The picture.")],
         only: Annotated[str | None, Form(description="Comma-separated: faces,smile,age,gender.")] = None,
         fine: Annotated[bool, Form()] = False,
@@ -219,13 +267,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         from faceup.faces import ANALYSES
 
+        await single_fields(request)
         asked = tuple(a.strip() for a in only.split(",")) if only else ANALYSES
         if any(a not in ANALYSES for a in asked):
             raise ApiError(422, f"only takes {', '.join(ANALYSES)}")
         data = await read_upload(file)
         opts = options(min_confidence, fine=fine, thorough=thorough)
-        res = await anyio.to_thread.run_sync(
-            lambda: pipeline.analyze(data, opts, path=file.filename, only=asked), limiter=limiter)
+        pixel_budget([data])
+        res = await work(request, lambda: pipeline.analyze(data, opts, path=file.filename, only=asked))
         if res.prediction.exception is not None:
             raise res.prediction.exception
         return res.to_json()
@@ -233,6 +282,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post("/background", summary="Upright the picture, then replace what is behind the people",
               responses={200: {"content": {"image/*": {}}, "description": "The picture with its background replaced."}})
     async def background(
+        request: Request,
         file: Annotated[UploadFile, File(description="The picture.")],
         color: Annotated[str | None, Form(description="A colour: white, #203040.")] = None,
         image: Annotated[UploadFile | None, File(description="A picture to put behind the people.")] = None,
@@ -248,13 +298,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         from faceup.background import Replacement
 
+        await single_fields(request)
         bg_data = await read_upload(image) if image is not None and image.filename else None
         how = Replacement(color=color or None, image=bg_data, blur=blur, transparent=transparent,
                           preset=preset or None)
         data = await read_upload(file)
         opts = options(min_confidence, format or None, fine=fine, thorough=thorough)
-        result = await anyio.to_thread.run_sync(
-            lambda: pipeline.background(data, how, opts, path=file.filename), limiter=limiter)
+        pixel_budget([data] + ([bg_data] if bg_data else []))
+        result = await work(request, lambda: pipeline.background(data, how, opts, path=file.filename))
         p = result.prediction
         name = Path(file.filename or "picture").stem + ".background" + imageio.SUFFIX[result.format]
         headers = {
@@ -269,4 +320,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-__all__ = ["create_app", "Settings"]
+__all__ = ["create_app", "Settings", "TimedH11Protocol"]

@@ -10,11 +10,16 @@ is received and the request is cut off as soon as it passes the limit.
 from __future__ import annotations
 
 import hmac
+import math
+import time
 from urllib.parse import quote
+
+import anyio
 
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 #: Room for the multipart framing and the small form fields around the files.
 FORM_OVERHEAD = 64 * 1024
@@ -25,8 +30,10 @@ class UploadGuard:
     one that announces more than `max_body` bytes (413) before reading it, and
     one whose body passes `max_body` while it streams in (413, cut off there)."""
 
-    def __init__(self, app: ASGIApp, max_upload_bytes: int, api_key: str | None = None):
+    def __init__(self, app: ASGIApp, max_upload_bytes: int, api_key: str | None = None,
+                 body_timeout: float = math.inf):
         self.app = app
+        self.body_timeout = body_timeout
         self.max_upload_bytes = max_upload_bytes
         self.max_body = max_upload_bytes + FORM_OVERHEAD
         self.api_key = api_key.encode() if api_key else None
@@ -45,10 +52,16 @@ class UploadGuard:
                           scope, receive, send)
             return
         received = 0
+        deadline = time.monotonic() + self.body_timeout
 
         async def counted() -> Message:
             nonlocal received
-            message = await receive()
+            try:
+                with anyio.fail_after(max(0.0, deadline - time.monotonic())):
+                    message = await receive()
+            except TimeoutError:
+                raise HTTPException(408, f"the request's body took longer than {self.body_timeout:g} s to "
+                                         "arrive; send it again") from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body:
@@ -63,6 +76,47 @@ class UploadGuard:
 async def _refuse(status: int, message: str, scope: Scope, receive: Receive, send: Send) -> None:
     # Connection: close, so the client's unread body is not taken for the next request.
     await JSONResponse({"error": message}, status_code=status, headers={"Connection": "close"})(scope, receive, send)
+
+
+class TimedH11Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol (h11) with a deadline for each request's
+    headers: a connection that has not sent a whole request line and headers
+    within `header_timeout` seconds of opening (or of its last answer) is
+    closed, so slow clients cannot hold the server's connections. The deadline
+    is FACEUP_HEADER_TIMEOUT (Settings.header_timeout), read once."""
+
+    header_timeout: float | None = None
+    _header_timer = None
+    _armed_for = None
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm()
+
+    def connection_lost(self, exc) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        if TimedH11Protocol.header_timeout is None:
+            from faceup.settings import Settings
+
+            TimedH11Protocol.header_timeout = Settings().header_timeout
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+        self._armed_for = self.cycle
+        self._header_timer = self.loop.call_later(TimedH11Protocol.header_timeout, self._too_slow)
+
+    def _too_slow(self) -> None:
+        self._header_timer = None
+        waiting = self.cycle is self._armed_for and (self.cycle is None or self.cycle.response_complete)
+        if waiting and not self.transport.is_closing():
+            self.transport.close()
 
 
 def content_disposition(filename: str) -> str:
