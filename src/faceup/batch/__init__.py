@@ -329,7 +329,7 @@ def _run_on_ray(ray, items: list[dict], job: Job, journal, address: str | None, 
                 summary: Summary, progress) -> tuple[int, int]:
     from ray.data import ActorPoolStrategy, DataContext
 
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
     started_here = not ray.is_initialized()
     if started_here:
         address = address or os.environ.get("RAY_ADDRESS") or None
