@@ -298,3 +298,28 @@ def test_a_full_disk_is_a_clear_error_and_a_resume_after_it_finishes_the_job(tmp
     assert code == 0 and summary["done_before"] + summary["done_now"] == 12, stderr
     rows = table_rows(out / "faceup-results.parquet")
     assert len(rows) == 12 and all(sha(Path(r["output"])) == r["output_sha256"] for r in rows)
+
+
+def test_a_killed_run_takes_its_local_ray_with_it(tmp_path, archive):
+    from faceup.batch.watchdog import _below, _table
+
+    out = tmp_path / "upright"
+    cmd = [str(BIN / "faceup"), "batch", str(archive), "-o", str(out), "--batch-size", "1", "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parts = out / "faceup-results.parquet.d" / "parts"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (parts.is_dir() and any(parts.iterdir())) and proc.poll() is None:
+        time.sleep(0.1)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    ray_processes = _below(proc.pid, _table())
+    assert len(ray_processes) >= 4  # the head, raylet, agents, the worker (and the watchdog)
+    os.kill(proc.pid, 9)
+    proc.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        table = _table()
+        alive = [p for p, started in ray_processes.items() if p in table and table[p][1] == started]
+        if not alive:
+            break
+        time.sleep(0.5)
+    assert not alive, f"{len(alive)} of Ray's processes outlived the killed run by 20 s"

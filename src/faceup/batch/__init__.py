@@ -331,10 +331,18 @@ def _run_on_ray(ray, items: list[dict], job: Job, journal, address: str | None, 
 
     logging.getLogger("ray.data").setLevel(logging.ERROR)
     started_here = not ray.is_initialized()
+    watchdog = None
     if started_here:
         address = address or os.environ.get("RAY_ADDRESS") or None
         if address:
             check_reachable(address)
+        else:  # a local Ray, ended with this process even when it is killed
+            import subprocess
+            import sys
+
+            watchdog = subprocess.Popen([sys.executable, "-m", "faceup.batch.watchdog", str(os.getpid())],
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
         except ConnectionError as exc:
@@ -369,6 +377,9 @@ def _run_on_ray(ray, items: list[dict], job: Job, journal, address: str | None, 
     finally:
         if started_here:
             ray.shutdown()
+        if watchdog is not None:
+            watchdog.terminate()
+            watchdog.wait()
 
 
 def check_reachable(address: str, timeout: float = 5.0) -> None:
