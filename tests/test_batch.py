@@ -131,9 +131,9 @@ def test_a_local_run_killed_and_resumed_handles_every_input_once_like_fix(tmp_pa
         assert fixed[r["path"]]["rotation"] == r["rotation"] and fixed[r["path"]]["turned"] == r["turned"]
         assert sha(Path(fixed[r["path"]]["output"])) == r["output_sha256"]
 
-    # started again when all is done: nothing to do
+    # started again when all is done: only the two files that failed are tried again
     code, summary, _ = run_batch(str(archive), "-o", str(out))
-    assert summary["done_now"] == 0 and summary["done_before"] == 38
+    assert summary["done_now"] == 2 and summary["done_before"] == 36
 
 
 def test_a_killed_worker_is_replaced_and_the_run_completes(tmp_path, archive):
@@ -199,7 +199,8 @@ def test_tag_only_writes_tags_and_sidecars_not_pixels_and_dry_run_writes_nothing
     assert np.array_equal(np.asarray(src), np.asarray(dst))  # the same pixels ...
     assert dst.getexif()[0x0112] in (3, 6, 8)  # ... shown upright by the tag
     png = next(r for n, r in rows.items() if n.endswith(".png") and r["turned"])
-    assert png["action"] == "sidecar" and 'tiff:Orientation="' in Path(png["output"]).read_text()
+    assert png["action"] == "sidecar" and 'tiff:Orientation="' in Path(png["sidecar"]).read_text()
+    assert Path(png["output"]).read_bytes() == Path(png["path"]).read_bytes()  # the picture beside it, as it was
 
     dry = tmp_path / "dry"
     table = tmp_path / "dry.parquet"

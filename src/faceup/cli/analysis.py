@@ -1,0 +1,150 @@
+"""Commands that analyse the upright picture: analyze (faces, smile, age,
+gender) and background."""
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from faceup import imageio, pipeline
+from faceup.cli.common import (
+    Fine,
+    MaxPixels,
+    MinConfidence,
+    Thorough,
+    app,
+    err,
+    error_line,
+    failed_line,
+    out,
+    print_json,
+    printable,
+    progress,
+    unexpected,
+)
+from faceup.cli.orientation import _output_format, _plan
+from faceup.errors import FaceupError
+from faceup.files import walk
+
+
+@app.command()
+def analyze(
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH...", help="Pictures or directories.", show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line and per picture.")] = False,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Walk sub-directories too.")] = False,
+    only: Annotated[Optional[str], typer.Option("--only", help="Comma-separated: faces,smile,age,gender "
+                    "(default: all).")] = None,
+    fine: Fine = False,
+    thorough: Thorough = False,
+    min_confidence: MinConfidence = None,
+    max_pixels: MaxPixels = imageio.DEFAULT_MAX_PIXELS,
+) -> None:
+    """Turn each picture upright, then find every face with smile, age and gender,
+    in the coordinates of the upright picture."""
+    from faceup.faces import ANALYSES
+
+    asked = tuple(a.strip() for a in only.split(",")) if only else ANALYSES
+    unknown = [a for a in asked if a not in ANALYSES]
+    if unknown:
+        error_line(f"--only takes {', '.join(ANALYSES)}; not {', '.join(unknown)}")
+        raise typer.Exit(2)
+    options = pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels, fine=fine, thorough=thorough)
+    items: list[Path] = []
+    for p in paths:
+        items += walk(p, recursive) if p.is_dir() else [p]
+    failures = 0
+    with progress(len(items), "analysing") as bar:
+        task = bar.add_task("", total=len(items))
+        for path in items:
+            try:
+                res = pipeline.analyze(path, options, path=printable(path), only=asked)
+            except Exception as exc:  # noqa: BLE001 - one file's bug must not end the batch
+                res = pipeline.Analysis(prediction=pipeline.Prediction(path=printable(path), error=unexpected(exc)))
+            failures += res.prediction.error is not None
+            if as_json:
+                print_json(res.to_json())
+            elif res.prediction.error:
+                failed_line(path, res.prediction.error)
+            else:
+                p = res.prediction
+                out.print(f"{printable(path)}: rotation {p.rotation}° (confidence {p.confidence:.3f}), {len(res.faces)} face(s)")
+                for i, f in enumerate(res.faces, 1):
+                    parts = [f"box {[round(v) for v in f.box]}"]
+                    if f.smile is not None:
+                        parts.append(f"smile {f.smile:.2f}")
+                    if f.age is not None:
+                        parts.append(f"age {f.age:.0f}")
+                    if f.gender is not None:
+                        parts.append(f"{f.gender} ({f.gender_score:.2f})")
+                    out.print(f"  face {i}: " + ", ".join(parts))
+            bar.advance(task)
+    raise typer.Exit(1 if failures else 0)
+
+
+@app.command()
+def background(
+    input: Annotated[Path, typer.Argument(metavar="INPUT", help="A picture or a directory (walked recursively).", show_default=False)],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file or directory. "
+                      "Default: NAME.background.EXT beside a file, DIR-background beside a directory.")] = None,
+    color: Annotated[Optional[str], typer.Option("--color", "--colour", help="A colour: white, #203040.")] = None,
+    image: Annotated[Optional[Path], typer.Option("--image", help="A picture to put behind the people.")] = None,
+    blur: Annotated[Optional[float], typer.Option("--blur", help="Blur the background by this radius in "
+                    "pixels (0: 2% of the picture's longer side).")] = None,
+    transparent: Annotated[bool, typer.Option("--transparent", help="Make the background transparent "
+                           "(PNG, WebP or TIFF with alpha; PNG by default).")] = False,
+    preset: Annotated[Optional[str], typer.Option("--preset", help="A generated background: studio-grey, "
+                      "gradient, sunset, sky, rainbow, paper, bokeh, or auto (from the picture's colours); "
+                      "parameters as NAME:key=value,... (e.g. gradient:top=white,bottom=#234).")] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", help="Output format. Default: the output name's, "
+                   "else the input's.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line and per picture.")] = False,
+    fine: Fine = False,
+    thorough: Thorough = False,
+    min_confidence: MinConfidence = None,
+    max_pixels: MaxPixels = imageio.DEFAULT_MAX_PIXELS,
+) -> None:
+    """Turn each picture upright, then replace what is behind the people: a colour,
+    another picture, a blur, a generated preset or transparency. Never overwrites an input."""
+    from faceup.background import Replacement, output_format
+
+    if not input.exists():
+        error_line(f"{input} does not exist")
+        raise typer.Exit(2)
+    try:
+        if image is not None and not image.is_file():
+            raise FaceupError(f"background picture {image} does not exist")
+        how = Replacement(color=color, image=image.read_bytes() if image else None, blur=blur,
+                          transparent=transparent, preset=preset)
+        fmt = _output_format(fmt, input, output) or ("png" if transparent else None)
+        output_format(fmt, "PNG", how)
+        options = pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels,
+                                   format=imageio.normalize_format(fmt), fine=fine, thorough=thorough)
+    except FaceupError as exc:
+        error_line(f"{exc}")
+        raise typer.Exit(2) from None
+    jobs = _plan(input, output, False, fmt, "background")
+    failures: list[tuple[Path, str]] = []
+    with progress(len(jobs), "replacing backgrounds") as bar:
+        task = bar.add_task("", total=len(jobs))
+        for job in jobs:
+            try:
+                result = pipeline.background(job.src, how, options, path=printable(job.src))
+                imageio.write_atomic(job.dst, result.data)
+            except Exception as exc:  # noqa: BLE001 - one bad file never ends the batch
+                msg = str(exc) if isinstance(exc, (FaceupError, OSError)) else unexpected(exc)
+                failures.append((job.src, msg))
+                if as_json:
+                    print_json({**pipeline.Prediction(path=printable(job.src), error=msg).to_json(), "output": None})
+                else:
+                    failed_line(job.src, msg)
+            else:
+                if as_json:
+                    print_json({**result.prediction.to_json(), "output": printable(job.dst),
+                                 "turned": result.prediction.turned})
+                elif len(jobs) == 1 or not err.is_terminal:
+                    turned = f"turned back {result.prediction.rotation}°, " if result.prediction.turned else ""
+                    out.print(f"{printable(job.src)}: {turned}background replaced -> {printable(job.dst)}", markup=False)
+            bar.advance(task)
+    if len(jobs) > 1 and not as_json:
+        out.print(f"{len(jobs) - len(failures)} of {len(jobs)} pictures written, {len(failures)} failed")
+    raise typer.Exit(1 if failures else 0)

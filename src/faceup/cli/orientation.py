@@ -1,0 +1,263 @@
+"""Commands that judge and turn pictures: predict, fix, explain."""
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from faceup import imageio, pipeline
+from faceup.cli.common import (
+    Fine,
+    MaxPixels,
+    MinConfidence,
+    Table,
+    Thorough,
+    Workers,
+    app,
+    err,
+    error_line,
+    failed_line,
+    out,
+    print_json,
+    printable,
+    progress,
+    unexpected,
+    use_threads,
+)
+from faceup.errors import FaceupError
+from faceup.files import walk
+
+
+@app.command()
+def predict(
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH...", help="Pictures or directories.", show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line and per picture.")] = False,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Walk sub-directories too.")] = False,
+    fine: Fine = False,
+    thorough: Thorough = False,
+    min_confidence: MinConfidence = None,
+    max_pixels: MaxPixels = imageio.DEFAULT_MAX_PIXELS,
+    workers: Workers = None,
+) -> None:
+    """Report how each picture is turned, without writing anything."""
+    use_threads(workers)
+    options = pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels, fine=fine, thorough=thorough)
+    items: list[tuple[Path, str]] = []
+    for p in paths:
+        if p.is_dir():
+            items += [(f, printable(f)) for f in walk(p, recursive)]
+        else:
+            items.append((p, printable(p)))
+    failures = 0
+    table = None if as_json else Table("path", "rotation", "confidence", "confident", "exif", "error")
+    with progress(len(items), "predicting") as bar:
+        task = bar.add_task("", total=len(items))
+        for pred in pipeline.predict_iter([p for p, _ in items], options, [label for _, label in items], workers):
+            failures += pred.error is not None
+            if table is None:
+                print_json(pred.to_json())
+            else:
+                table.add_row(pred.path, "" if pred.rotation is None else f"{pred.rotation}°",
+                              "" if pred.confidence is None else f"{pred.confidence:.3f}",
+                              "" if pred.confident is None else ("yes" if pred.confident else "no"),
+                              "" if pred.exif_orientation is None else str(pred.exif_orientation),
+                              pred.error or "")
+            bar.advance(task)
+    if table is not None:
+        out.print(table)
+    if failures:
+        err.print(f"[yellow]{failures} of {len(items)} files could not be read[/yellow]")
+    raise typer.Exit(1 if failures else 0)
+
+
+@dataclass
+class _Job:
+    src: Path
+    dst: Path
+    #: why this input is not written (its output would be another input's too)
+    refused: Optional[str] = None
+
+
+def _default_output(src: Path, fmt: str | None, tag: str = "upright") -> Path:
+    if src.is_dir():
+        return src.with_name(f"{src.name}-{tag}")
+    suffix = imageio.SUFFIX[imageio.normalize_format(fmt)] if fmt else src.suffix
+    return src.with_name(f"{src.stem}.{tag}{suffix}")
+
+
+def _plan(input: Path, output: Path | None, in_place: bool, fmt: str | None, tag: str) -> list[_Job]:
+    """Input -> output pairs for a file or a directory (walked recursively).
+    Exits with a message when the output would overwrite an input without --in-place."""
+    jobs: list[_Job] = []
+    if input.is_dir():
+        dest_root = input if in_place else (output or _default_output(input, None, tag))
+        if not in_place and dest_root.resolve() == input.resolve():
+            err.print("[red]error:[/red] the output directory is the input directory; use --in-place to overwrite")
+            raise typer.Exit(2)
+        for f in walk(input, True, skip=None if in_place else dest_root.resolve()):
+            dst = dest_root / f.relative_to(input)
+            if fmt and not in_place:
+                dst = dst.with_suffix(imageio.SUFFIX[imageio.normalize_format(fmt)])
+            jobs.append(_Job(f, dst))
+        by_target: dict[Path, list[_Job]] = {}
+        for job in jobs:
+            by_target.setdefault(job.dst, []).append(job)
+        for group in by_target.values():
+            if len(group) > 1:
+                names = " and ".join(printable(j.src) for j in group)
+                for job in group:
+                    job.refused = (f"{names} would all be written to {printable(job.dst)}; nothing written for them "
+                                   "(rename one, or leave out --format)")
+        return jobs
+    dst = input if in_place else (output or _default_output(input, fmt, tag))
+    if output is not None and output.is_dir():
+        dst = output / input.name
+        if fmt:
+            dst = dst.with_suffix(imageio.SUFFIX[imageio.normalize_format(fmt)])
+    if not in_place and dst.resolve() == input.resolve():
+        err.print("[red]error:[/red] the output is the input; use --in-place to overwrite it")
+        raise typer.Exit(2)
+    return [_Job(input, dst)]
+
+
+def _output_format(fmt: str | None, input: Path, output: Path | None) -> str | None:
+    """--format, else the format the output file's name asks for (-o out.png), else None
+    (the input's own format)."""
+    if fmt or output is None or input.is_dir() or output.is_dir():
+        return fmt
+    return imageio.format_for_suffix(output.suffix)
+
+
+@app.command()
+def fix(
+    input: Annotated[Path, typer.Argument(metavar="INPUT", help="A picture or a directory (walked recursively).", show_default=False)],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file or directory. "
+                      "Default: NAME.upright.EXT beside a file, DIR-upright beside a directory.")] = None,
+    in_place: Annotated[bool, typer.Option("--in-place", help="Overwrite the input files (atomically; their "
+                        "mode, owner and times are kept).")] = False,
+    min_confidence: MinConfidence = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", help="Output format (jpeg, png, webp, tiff, bmp, gif, heif, avif). "
+                   "Default: the input's.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line and per picture.")] = False,
+    fine: Fine = False,
+    expand: Annotated[bool, typer.Option("--expand", help="With --fine: keep the whole picture and fill the "
+                      "corners, instead of cropping the largest upright rectangle.")] = False,
+    fill: Annotated[str, typer.Option("--fill", help="With --expand: a colour (white, #203040) or 'blur'.")] = "blur",
+    thorough: Thorough = False,
+    max_pixels: MaxPixels = imageio.DEFAULT_MAX_PIXELS,
+    workers: Workers = None,
+) -> None:
+    """Turn pictures upright. Never overwrites an input unless --in-place."""
+    use_threads(workers)
+    if not input.exists():
+        error_line(f"{input} does not exist")
+        raise typer.Exit(2)
+    if in_place and output is not None:
+        err.print("[red]error:[/red] give either --output or --in-place, not both")
+        raise typer.Exit(2)
+    try:
+        fmt = _output_format(fmt, input, output)
+        if fmt:
+            imageio.normalize_format(fmt)
+        options = pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels, format=fmt,
+                                   fine=fine, expand=expand, fill=fill, thorough=thorough)
+    except FaceupError as exc:
+        error_line(f"{exc}")
+        raise typer.Exit(2) from None
+
+    jobs = _plan(input, output, in_place, fmt, "upright")
+
+    failures: list[tuple[Path, str]] = []
+    turned = 0
+    todo = [job for job in jobs if job.refused is None]
+    with progress(len(jobs), "fixing") as bar:
+        task = bar.add_task("", total=len(jobs))
+        results = pipeline.fix_iter([job.src for job in todo], options, [printable(job.src) for job in todo], workers)
+        refused = [(job, FaceupError(job.refused)) for job in jobs if job.refused is not None]
+        for job, result in [*refused, *zip(todo, results)]:
+            try:
+                if isinstance(result, Exception):
+                    raise result
+                imageio.write_atomic(job.dst, result.data, like=job.src if in_place else None)
+            except Exception as exc:  # noqa: BLE001 - one bad file never ends the batch
+                msg = str(exc) if isinstance(exc, (FaceupError, OSError)) else unexpected(exc)
+                failures.append((job.src, msg))
+                if as_json:
+                    print_json({**pipeline.Prediction(path=printable(job.src), error=msg).to_json(), "output": None,
+                                 "turned": False})
+                else:
+                    failed_line(job.src, msg)
+                bar.advance(task)
+                continue
+            pred = result.prediction
+            turned += pred.turned
+            if as_json:
+                print_json({**pred.to_json(), "output": printable(job.dst), "turned": pred.turned})
+            elif len(jobs) == 1 or not err.is_terminal:
+                out.print(_describe(pred, job.dst), markup=False)
+            bar.advance(task)
+    if len(jobs) > 1 and not as_json:
+        out.print(f"{len(jobs) - len(failures)} of {len(jobs)} pictures written, {turned} turned upright, "
+                  f"{len(failures)} failed")
+        for src, msg in failures:
+            failed_line(src, msg, indent="  ")
+    raise typer.Exit(1 if failures else 0)
+
+
+def _describe(pred: pipeline.Prediction, dst: Path) -> str:
+    exif = f", EXIF orientation {pred.exif_orientation} applied" if pred.exif_orientation not in (None, 1) else ""
+    if pred.turned:
+        how = f"{pred.angle:.1f}°" if pred.angle is not None else f"{pred.rotation}°"
+        return (f"{pred.path}: was turned {how} clockwise, turned back "
+                f"(confidence {pred.confidence:.3f}){exif} -> {printable(dst)}")
+    if pred.rotation:
+        return (f"{pred.path}: looks turned {pred.rotation}° but confidence {pred.confidence:.3f} is below the "
+                f"minimum; left as it is{exif} -> {printable(dst)}")
+    return f"{pred.path}: already upright (confidence {pred.confidence:.3f}){exif} -> {printable(dst)}"
+
+
+@app.command()
+def explain(
+    input: Annotated[Path, typer.Argument(metavar="PICTURE", help="A picture.", show_default=False)],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="The explanation as a picture "
+                      "(PNG). Default: NAME.why.png beside the input.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the explanation as JSON (the occlusion grid, "
+                       "the classifier's probabilities, the faces in each turn).")] = False,
+    min_confidence: MinConfidence = None,
+    max_pixels: MaxPixels = imageio.DEFAULT_MAX_PIXELS,
+) -> None:
+    """Why this way up: which parts of the picture pushed the classifier toward the
+    turn it chose (an occlusion map), and the faces it saw in each turn."""
+    from faceup import explain as why
+
+    options = pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels)
+    try:
+        dst = output or input.with_name(f"{input.stem}.why.png")
+        if dst.is_dir():
+            dst = dst / f"{input.stem}.why.png"
+        drawn_as = imageio.format_for_suffix(dst.suffix) or "PNG"
+        if drawn_as not in ("PNG", "JPEG", "WEBP"):
+            error_line(f"the explanation is drawn as PNG, JPEG or WebP; give -o a name ending .png, .jpg or .webp, "
+                   f"not {dst.suffix}")
+            raise typer.Exit(2)
+        if dst.resolve() == input.resolve():
+            error_line("the output is the input; give another -o")
+            raise typer.Exit(2)
+        result = why.explain(input, options, path=printable(input))
+        buf = io.BytesIO()
+        drawing = why.draw(input, result, options)
+        (drawing.convert("RGB") if drawn_as == "JPEG" else drawing).save(buf, drawn_as)
+        imageio.write_atomic(dst, buf.getvalue())
+    except FaceupError as exc:
+        error_line(str(exc))
+        raise typer.Exit(1) from None
+    except OSError as exc:
+        error_line(f"cannot write {printable(dst)}: {exc.strerror or exc}")
+        raise typer.Exit(1) from None
+    if as_json:
+        print_json({**result.to_json(), "output": printable(dst)})
+    else:
+        out.print(f"{printable(input)}: rotation {result.prediction.rotation}° (confidence "
+                  f"{result.prediction.confidence:.3f}), {len(result.faces)} face(s) seen -> {printable(dst)}", markup=False)
