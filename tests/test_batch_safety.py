@@ -262,8 +262,11 @@ def test_a_list_of_relative_and_absolute_paths_is_read(tmp_path, astronaut_small
     other.parent.mkdir()
     other.write_bytes(picture(astronaut_small, 0, "PNG"))
     (d / "list.txt").write_text(f"sub/a.jpg\n{other}\n")
-    code, summary, stderr = run_batch(str(d / "list.txt"), "-o", str(tmp_path / "out"))
-    assert code == 0 and summary["done_now"] == 2 and "Traceback" not in stderr, stderr
+    # the list named by a relative path, as a user in its parent folder would
+    res = subprocess.run([str(BIN / "faceup"), "batch", "d/list.txt", "-o", "out", "--json"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=600, env={**os.environ, **RAY_ENV})
+    summary = json.loads(res.stdout.splitlines()[-1]) if res.stdout.strip() else {}
+    assert res.returncode == 0 and summary.get("done_now") == 2 and "Traceback" not in res.stderr, res.stderr
     assert (tmp_path / "out" / "d" / "sub" / "a.jpg").is_file() and (tmp_path / "out" / "elsewhere" / "b.png").is_file()
 
 
