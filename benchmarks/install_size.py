@@ -62,6 +62,8 @@ def main() -> None:
         top = sorted(((du_mb(p), p.name) for p in (user / "lib" / "python3.11" / "site-packages").iterdir()),
                      reverse=True)[:6]
         rows.append(("fresh venv, `pip install faceup` (pip and setuptools included)", du_mb(user)))
+        run(str(user / "bin" / "python"), "-m", "pip", "uninstall", "-y", "-q", "pip", "setuptools")
+        rows.append(("the same, pip and setuptools removed afterwards (the runtime a user keeps)", du_mb(user)))
         lazy = Path(tmp) / "lazy"
         run(python, "-m", "venv", str(lazy))
         run(str(lazy / "bin" / "python"), "-m", "pip", "install", "-q", "--no-cache-dir", "--no-compile", str(REPO))

@@ -21,6 +21,9 @@ import pytest
 from conftest import faceup_cli, jpeg_bytes, turn
 from PIL import Image
 
+#: A slow file: left out of `make test-fast` (pytest -m "not slow").
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("ray", reason="faceup batch needs the ray extra")
 pq = pytest.importorskip("pyarrow.parquet")
 

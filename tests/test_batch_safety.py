@@ -27,6 +27,9 @@ pq = pytest.importorskip("pyarrow.parquet")
 
 from test_batch import BIN, RAY_ENV, archive, ray_env, run_batch, sha, table_rows  # noqa: E402,F401 - fixtures
 
+#: A slow file: left out of `make test-fast` (pytest -m "not slow").
+pytestmark = pytest.mark.slow
+
 
 def picture(img: Image.Image, rotation: int, fmt: str) -> bytes:
     buf = io.BytesIO()

@@ -25,6 +25,9 @@ from faceup import imageio, pipeline
 from faceup.background import Replacement
 from faceup.errors import FaceupError
 
+#: A slow file: left out of `make test-fast` (pytest -m "not slow").
+pytestmark = pytest.mark.slow
+
 EXAMPLES = int(os.environ.get("FACEUP_FUZZ_EXAMPLES", "400"))
 #: Each call's budget (seconds), and the growth of peak memory allowed over the whole run (MB).
 SECONDS, PEAK_GROWTH_MB = 10.0, 600

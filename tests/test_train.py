@@ -13,6 +13,9 @@ import pytest
 from conftest import data_root, faceup_cli
 from faceup import datasets
 
+#: A slow file: left out of `make test-fast` (pytest -m "not slow").
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("torch", reason="training needs the train extra")
 
 

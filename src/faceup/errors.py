@@ -60,8 +60,8 @@ class MissingExtraError(FaceupError):
 
 
 def missing_extra(feature: str, extra: str, exc: ImportError) -> MissingExtraError:
-    return MissingExtraError(f"{feature} needs the {extra} extra: pip install 'faceup[{extra}]' "
-                             f"(missing: {exc.name or exc})")
+    return MissingExtraError(f"{feature} needs the {extra} extra: pip install 'faceup[{extra}]' (from a "
+                             f"checkout: pip install -e '.[{extra}]'; missing: {exc.name or exc})")
 
 
 class ModelIntegrityError(FaceupError):

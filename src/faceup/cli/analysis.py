@@ -143,7 +143,7 @@ def background(
                                  "turned": result.prediction.turned})
                 elif len(jobs) == 1 or not err.is_terminal:
                     turned = f"turned back {result.prediction.rotation}°, " if result.prediction.turned else ""
-                    out.print(f"{printable(job.src)}: {turned}background replaced -> {printable(job.dst)}", markup=False)
+                    out.print(f"{printable(job.src)}: {turned}background replaced -> {printable(job.dst)}")
             bar.advance(task)
     if len(jobs) > 1 and not as_json:
         out.print(f"{len(jobs) - len(failures)} of {len(jobs)} pictures written, {len(failures)} failed")

@@ -77,8 +77,8 @@ def batch(
         rate = summary.done_now / summary.seconds if summary.seconds else 0.0
         out.print(f"{summary.inputs} pictures: {summary.done_before} done before, {summary.done_now} now "
                   f"({rate:.1f}/s on {summary.actors} actor(s), {summary.nodes} node(s)); "
-                  + ", ".join(f"{k} {v}" for k, v in sorted(summary.by_action.items())), markup=False)
-        out.print(f"table: {printable(Path(summary.table))}", markup=False)
+                  + ", ".join(f"{k} {v}" for k, v in sorted(summary.by_action.items())))
+        out.print(f"table: {printable(Path(summary.table))}")
         for path, msg in summary.failed[:20]:
             failed_line(Path(path), msg, indent="  ")
     raise typer.Exit(1 if summary.failed else 0)
@@ -105,5 +105,5 @@ def undo(
     else:
         out.print(f"{len(report.restored)} restored, {len(report.removed)} removed, {len(report.skipped)} left alone")
         for p, w in report.skipped:
-            out.print(f"  {printable(Path(p))}: {w}", markup=False)
+            out.print(f"  {printable(Path(p))}: {w}")
     raise typer.Exit(0)

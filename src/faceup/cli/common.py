@@ -19,34 +19,40 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
                   help="Find how a picture is turned and turn it back.")
 
 
-class _Console:
-    """A rich Console made on first use: importing rich is a fifth of the start-up
-    of `faceup predict --json`, which prints without it."""
+class _Stream:
+    """Lines for a person on stdout or stderr (click's echo: colour only on a
+    terminal, text shown as it is)."""
 
-    def __init__(self, **kwargs) -> None:
-        self._kwargs = kwargs
-        self._console = None
+    def __init__(self, err: bool) -> None:
+        self.err = err
 
     @property
-    def console(self):
-        if self._console is None:
-            from rich.console import Console
+    def is_terminal(self) -> bool:
+        return (sys.stderr if self.err else sys.stdout).isatty()
 
-            self._console = Console(**self._kwargs)
-        return self._console
-
-    def __getattr__(self, name: str):
-        return getattr(self.console, name)
+    def print(self, text: object) -> None:
+        typer.echo(str(text), err=self.err)
 
 
-out = _Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-err = _Console(stderr=True)
+out = _Stream(err=False)
+err = _Stream(err=True)
 
 
-def Table(*columns: str):  # rich's Table, imported when a table is printed
-    from rich.table import Table
+class Table:
+    """A plain table of columns, left-aligned, printed as text."""
 
-    return Table(*columns)
+    def __init__(self, *columns: str) -> None:
+        self.rows: list[tuple[str, ...]] = [tuple(columns)]
+
+    def add_row(self, *cells: str) -> None:
+        self.rows.append(tuple(str(c) for c in cells))
+
+    def __str__(self) -> str:
+        widths = [max(len(r[i]) for r in self.rows) for i in range(len(self.rows[0]))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in self.rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return "\n".join(lines)
+
 
 def _confidence(value: Optional[float]) -> Optional[float]:
     if value is not None and not 0.0 <= value <= 1.0:  # NaN fails both; click's range lets it through
@@ -83,40 +89,44 @@ def use_threads(workers: int | None) -> None:
     base.set_threads(1)
 
 
-class _NoBar:
-    """What `_progress` gives when no one watches stderr (rich draws nothing there
-    either: its bars are transient), without importing rich."""
+class _Bar:
+    """A tqdm progress bar on stderr behind the small interface the commands use
+    (add_task, advance, update); nothing is drawn when no one watches stderr."""
+
+    def __init__(self, total: int, label: str, shown: bool) -> None:
+        self.total, self.label, self.shown, self.bar = total, label, shown, None
 
     def __enter__(self):
+        if self.shown:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, desc=self.label, unit=" pictures", file=sys.stderr, leave=False,
+                            dynamic_ncols=True)
         return self
 
     def __exit__(self, *exc) -> None:
-        return None
+        if self.bar is not None:
+            self.bar.close()
 
     def add_task(self, *args, **kwargs) -> int:
         return 0
 
     def advance(self, *args, **kwargs) -> None:
-        return None
+        if self.bar is not None:
+            self.bar.update(1)
 
-    def update(self, *args, **kwargs) -> None:
-        return None
+    def update(self, task: int = 0, completed: int | None = None, total: int | None = None, **kwargs) -> None:
+        if self.bar is not None:
+            if total is not None and total != self.bar.total:
+                self.bar.total = total
+            if completed is not None:
+                self.bar.update(completed - self.bar.n)
 
 
-def progress(total: int, label: str, rate: bool = False):
-    """A progress bar on stderr with the time left (and pictures/s with `rate`),
-    when stderr is a terminal and there is more than one item."""
-    if total < 2 or not sys.stderr.isatty():
-        return _NoBar()
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-    from rich.text import Text
-
-    class Rate(TextColumn):
-        def render(self, task) -> Text:
-            return Text(f"{task.speed:.1f} pictures/s" if task.speed else "")
-
-    columns = [TextColumn(label), BarColumn(), MofNCompleteColumn()] + ([Rate("")] if rate else [])
-    return Progress(*columns, TimeRemainingColumn(), console=err.console, transient=True)
+def progress(total: int, label: str, rate: bool = False) -> _Bar:
+    """A progress bar on stderr with the rate and the time left, when stderr is a
+    terminal and there is more than one item."""
+    return _Bar(total, label, shown=total >= 2 and sys.stderr.isatty())
 
 
 def printable(path: Path) -> str:
@@ -130,17 +140,18 @@ def unexpected(exc: Exception) -> str:
 
 
 def error_line(msg: str) -> None:
-    """An error line on stderr; the message is shown as it is (no markup read in it)."""
-    from rich.text import Text
+    """An error line on stderr ("error:" in red on a terminal)."""
+    typer.echo(typer.style("error:", fg="red") + f" {msg}", err=True)
 
-    err.print(Text.assemble(("error:", "red"), f" {msg}"))
+
+def warning_line(msg: str) -> None:
+    """A warning line on stderr (yellow on a terminal)."""
+    typer.secho(msg, fg="yellow", err=True)
 
 
 def failed_line(path: Path, msg: str, indent: str = "") -> None:
-    """One line for a file that failed; the message is shown as it is (no markup read in it)."""
-    from rich.text import Text
-
-    err.print(Text.assemble(indent, ("failed", "red"), f" {printable(path)}: {msg}"))
+    """One line for a file that failed ("failed" in red on a terminal)."""
+    typer.echo(indent + typer.style("failed", fg="red") + f" {printable(path)}: {msg}", err=True)
 
 
 def print_json(obj: dict) -> None:

@@ -25,6 +25,7 @@ from faceup.cli.common import (
     progress,
     unexpected,
     use_threads,
+    warning_line,
 )
 from faceup.errors import FaceupError
 from faceup.files import walk
@@ -68,7 +69,7 @@ def predict(
     if table is not None:
         out.print(table)
     if failures:
-        err.print(f"[yellow]{failures} of {len(items)} files could not be read[/yellow]")
+        warning_line(f"{failures} of {len(items)} files could not be read")
     raise typer.Exit(1 if failures else 0)
 
 
@@ -94,7 +95,7 @@ def _plan(input: Path, output: Path | None, in_place: bool, fmt: str | None, tag
     if input.is_dir():
         dest_root = input if in_place else (output or _default_output(input, None, tag))
         if not in_place and dest_root.resolve() == input.resolve():
-            err.print("[red]error:[/red] the output directory is the input directory; use --in-place to overwrite")
+            error_line("the output directory is the input directory; use --in-place to overwrite")
             raise typer.Exit(2)
         for f in walk(input, True, skip=None if in_place else dest_root.resolve()):
             dst = dest_root / f.relative_to(input)
@@ -117,7 +118,7 @@ def _plan(input: Path, output: Path | None, in_place: bool, fmt: str | None, tag
         if fmt:
             dst = dst.with_suffix(imageio.SUFFIX[imageio.normalize_format(fmt)])
     if not in_place and dst.resolve() == input.resolve():
-        err.print("[red]error:[/red] the output is the input; use --in-place to overwrite it")
+        error_line("the output is the input; use --in-place to overwrite it")
         raise typer.Exit(2)
     return [_Job(input, dst)]
 
@@ -155,7 +156,7 @@ def fix(
         error_line(f"{input} does not exist")
         raise typer.Exit(2)
     if in_place and output is not None:
-        err.print("[red]error:[/red] give either --output or --in-place, not both")
+        error_line("give either --output or --in-place, not both")
         raise typer.Exit(2)
     try:
         fmt = _output_format(fmt, input, output)
@@ -196,7 +197,7 @@ def fix(
             if as_json:
                 print_json({**pred.to_json(), "output": printable(job.dst), "turned": pred.turned})
             elif len(jobs) == 1 or not err.is_terminal:
-                out.print(_describe(pred, job.dst), markup=False)
+                out.print(_describe(pred, job.dst))
             bar.advance(task)
     if len(jobs) > 1 and not as_json:
         out.print(f"{len(jobs) - len(failures)} of {len(jobs)} pictures written, {turned} turned upright, "
@@ -260,4 +261,4 @@ def explain(
         print_json({**result.to_json(), "output": printable(dst)})
     else:
         out.print(f"{printable(input)}: rotation {result.prediction.rotation}° (confidence "
-                  f"{result.prediction.confidence:.3f}), {len(result.faces)} face(s) seen -> {printable(dst)}", markup=False)
+                  f"{result.prediction.confidence:.3f}), {len(result.faces)} face(s) seen -> {printable(dst)}")

@@ -11,11 +11,11 @@ from faceup.cli.common import (
     MinConfidence,
     Table,
     app,
-    err,
     error_line,
     out,
     print_json,
     progress,
+    warning_line,
 )
 from faceup.errors import FaceupError, missing_extra
 from faceup.files import walk
@@ -69,7 +69,7 @@ def evaluate(
         for d in subdirs:
             sources[d.name] = walk(d, True)
     else:
-        err.print("[red]error:[/red] give a directory of upright pictures or --heldout")
+        error_line("give a directory of upright pictures or --heldout")
         raise typer.Exit(2)
     if limit:
         import random
@@ -119,7 +119,7 @@ def evaluate(
     for r, row in zip((0, 90, 180, 270), cm):
         out.print(f"  {r:>3}: " + " ".join(f"{v:6d}" for v in row))
     if overall["errors"]:
-        err.print(f"[yellow]{overall['errors']} turned copies could not be read[/yellow]")
+        warning_line(f"{overall['errors']} turned copies could not be read")
 
 
 def _evaluate_angle(sources: dict[str, list[Path]], as_json: bool, draws: int = 1) -> None:
@@ -313,7 +313,7 @@ def train(
         elif root.is_dir():
             paths = datasets.scenes(root, "train")
         else:
-            err.print("[red]error:[/red] give a folder of upright pictures, --data or FACEUP_DATA")
+            error_line("give a folder of upright pictures, --data or FACEUP_DATA")
             raise typer.Exit(2)
         if not paths:
             error_line(f"no pictures in {directory}")

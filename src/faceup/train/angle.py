@@ -114,15 +114,15 @@ def _sample(args: tuple[str, int, int, str]) -> tuple[np.ndarray, float]:
 
 def build(paths: list[Path], per_picture: int, size: int, seed: int,
           sampler: str = "square") -> tuple[np.ndarray, np.ndarray]:
-    from rich.progress import track
+    from tqdm import tqdm
 
     rng = random.Random(seed)
     args = [(str(p), rng.getrandbits(32), size, sampler) for p in paths for _ in range(per_picture)]
     xs = np.empty((len(args), size, size, 3), dtype=np.uint8)
     ys = np.empty(len(args), dtype=np.float32)
     with Pool(2) as pool:
-        for i, (x, y) in enumerate(track(pool.imap(_sample, args, chunksize=64), total=len(args),
-                                         description=f"making {len(args)} rotated samples")):
+        for i, (x, y) in enumerate(tqdm(pool.imap(_sample, args, chunksize=64), total=len(args),
+                                         desc=f"making {len(args)} rotated samples")):
             xs[i], ys[i] = x, y
     return xs, ys
 

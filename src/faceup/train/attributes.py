@@ -134,12 +134,12 @@ def _load(paths: list[Path], size: int, grey: bool, kind: str = "level") -> tupl
 def _cut(paths: list[Path], size: int, grey: bool, kind: str = "level") -> tuple[np.ndarray, np.ndarray]:
     from multiprocessing import Pool
 
-    from rich.progress import track
+    from tqdm import tqdm
 
     crops, kept = [], []
     with Pool(2) as pool:
         it = pool.imap(_crop, [(str(p), size, grey, kind) for p in paths], chunksize=32)
-        for i, c in enumerate(track(it, total=len(paths), description=f"cutting {len(paths)} faces")):
+        for i, c in enumerate(tqdm(it, total=len(paths), desc=f"cutting {len(paths)} faces")):
             if c is not None:
                 crops.append(c)
                 kept.append(i)

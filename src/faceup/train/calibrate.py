@@ -18,7 +18,6 @@ from faceup.models.base import WEIGHTS, sha256_of
 from faceup.models.orientation import NUM_CLASSES, OrientationModel, log_softmax, realign, tta_batch
 from faceup.train import samples
 
-
 #: Validation kinds, each reported on its own.
 KINDS = ("face", "web face", "frame", "crowd", "scene")
 

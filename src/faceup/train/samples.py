@@ -186,12 +186,12 @@ def plan_validation(root: Path, seed: int = 1, scale: float = 1.0) -> list[Plan]
 def build(plans: list[Plan], size: int, workers: int = 2, progress: bool = True) -> np.ndarray:
     out = np.empty((len(plans), size, size, 3), dtype=np.uint8)
     args = [(p, size) for p in plans]
-    from rich.progress import track
+    from tqdm import tqdm
 
     with Pool(workers) as pool:
         it = pool.imap(_make_star, args, chunksize=64)
         if progress:
-            it = track(it, total=len(args), description=f"decoding {len(args)} samples")
+            it = tqdm(it, total=len(args), desc=f"decoding {len(args)} samples")
         for i, arr in enumerate(it):
             out[i] = arr
     return out
