@@ -164,7 +164,6 @@ def compose(image: Image.Image, mask: Image.Image, how: Replacement, max_pixels:
     elif how.image is not None:
         bg = _background_picture(how.image, fg.size, max_pixels)
     elif how.preset is not None:
-        from faceup import presets
 
         bg = _preset(how.preset, fg, mask)
     else:

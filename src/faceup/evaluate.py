@@ -21,6 +21,7 @@ from faceup.calibration import reliability
 from faceup.errors import missing_extra
 from faceup.models.orientation import ROTATIONS
 
+
 def turned_jpeg(img: Image.Image, rotation: int, quality: int = 90) -> bytes:
     """The upright picture turned `rotation` degrees clockwise, as JPEG."""
     out = geometry.quarter_turn(img.convert("RGB"), rotation)

@@ -15,12 +15,25 @@ from pathlib import Path
 #: Files a directory walk passes over: OS litter.
 LITTER = {"thumbs.db", "desktop.ini"}
 
+#: The tags faceup puts in the names of what it writes beside an input
+#: (NAME.upright.EXT from `fix`, NAME.background.EXT from `background`), and the
+#: explanation's NAME.why.png.
+OUTPUT_TAGS = ("upright", "background")
+_OWN_OUTPUT = re.compile(r"\.(?:upright|background)\.[A-Za-z0-9]+$|\.why\.png$", re.IGNORECASE)
 
-def walk(folder: Path, recursive: bool = True, skip: Path | list[Path] | None = None) -> list[Path]:
+
+def is_own_output(path: Path) -> bool:
+    """Whether the file's name is one faceup gives what it writes beside an input."""
+    return bool(_OWN_OUTPUT.search(path.name))
+
+
+def walk(folder: Path, recursive: bool = True, skip: Path | list[Path] | None = None,
+         outputs: bool = False) -> list[Path]:
     """The files under `folder`, sorted; hidden files (a dot anywhere in the path
-    below the folder) and OS litter left out. `skip`: paths inside it to leave
-    out, each a file or a whole folder (an output folder inside the input, a
-    results table)."""
+    below the folder), OS litter and (unless `outputs`) faceup's own outputs
+    written beside their inputs (is_own_output) left out. `skip`: paths inside it
+    to leave out, each a file or a whole folder (an output folder inside the
+    input, a results table)."""
     skips = [] if skip is None else [skip] if isinstance(skip, Path) else list(skip)
     skips = [s.resolve() for s in skips]
     it = folder.rglob("*") if recursive else folder.glob("*")
@@ -28,6 +41,8 @@ def walk(folder: Path, recursive: bool = True, skip: Path | list[Path] | None = 
     for p in it:
         rel = p.relative_to(folder)
         if any(part.startswith(".") for part in rel.parts) or p.name.lower() in LITTER or not p.is_file():
+            continue
+        if not outputs and is_own_output(p):
             continue
         if skips:
             real = p.resolve()

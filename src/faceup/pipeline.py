@@ -103,9 +103,25 @@ class Prediction:
     @property
     def turned(self) -> bool:
         """Whether `fix` turns the picture (not counting the EXIF orientation)."""
-        if self.angle is not None and self.confident:
+        return bool(self.confident and self.looks_turned)
+
+    @property
+    def looks_turned(self) -> bool:
+        """Whether the answer is that the picture is turned, sure or not."""
+        if self.angle is not None:
             return abs(((self.angle + 180) % 360) - 180) > 0.05
-        return bool(self.confident and self.rotation)
+        return bool(self.rotation)
+
+    @property
+    def status(self) -> str:
+        """What `fix` does with the picture: "turned" (turned back), "upright"
+        (nothing to do), "not sure" (it looks turned, but below the minimum
+        confidence: left as it is) or "failed" (not judged: see `error`)."""
+        if self.error is not None or self.rotation is None:
+            return "failed"
+        if self.looks_turned:
+            return "turned" if self.confident else "not sure"
+        return "upright"
 
 
 def printable_path(path: str | None) -> str | None:

@@ -66,7 +66,7 @@ def default_output(source: Path) -> Path:
 
 def prepare(source: Path, mode: str = "fix", output: Path | None = None, in_place: bool = False,
             table: Path | None = None, fmt: str | None = None,
-            options: pipeline.Options | None = None) -> Plan:
+            options: pipeline.Options | None = None, include_outputs: bool = False) -> Plan:
     """Check the options, find the inputs and where each one goes. Raises
     BadOptionError for options that cannot go together; an input whose
     destination is not safe is refused on its own row, never written."""
@@ -96,7 +96,7 @@ def prepare(source: Path, mode: str = "fix", output: Path | None = None, in_plac
             else source.parent / f"{stem}.faceup-results.parquet"
     table = Path(os.path.abspath(table))
     skip = [table, table.with_name(table.name + ".d")] + ([output] if output is not None else [])
-    paths = inputs_of(source, skip)
+    paths = inputs_of(source, skip, include_outputs)
     if source.is_dir():
         base = str(source)
     else:
@@ -108,13 +108,13 @@ def prepare(source: Path, mode: str = "fix", output: Path | None = None, in_plac
     return Plan(job=job, table=table, paths=paths, dst=dst, refused=refused)
 
 
-def inputs_of(source: Path, skip: list[Path] | None = None) -> list[str]:
-    """The pictures of a folder tree (hidden files, OS litter and `skip` left
-    out), or the paths listed in a text file (one per line; # comments and blank
+def inputs_of(source: Path, skip: list[Path] | None = None, outputs: bool = False) -> list[str]:
+    """The pictures of a folder tree (hidden files, OS litter, `skip` and, unless
+    `outputs`, faceup's own outputs written beside their inputs left out), or the paths listed in a text file (one per line; # comments and blank
     lines left out; relative paths are relative to the file's folder), each as
     an absolute, normalised path, once."""
     if source.is_dir():
-        return [os.path.abspath(p) for p in walk(source, skip=skip)]
+        return [os.path.abspath(p) for p in walk(source, skip=skip, outputs=outputs)]
     if not source.is_file():
         raise BadOptionError(f"{source} is neither a folder nor a text file of paths")
     try:

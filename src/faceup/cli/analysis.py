@@ -9,8 +9,10 @@ import typer
 from faceup import imageio, pipeline
 from faceup.cli.common import (
     Fine,
+    IncludeOutputs,
     MaxPixels,
     MinConfidence,
+    Recursive,
     Thorough,
     app,
     err,
@@ -22,7 +24,7 @@ from faceup.cli.common import (
     progress,
     unexpected,
 )
-from faceup.cli.orientation import _output_format, _plan
+from faceup.cli.orientation import _output_format, _plan, summary_lines
 from faceup.errors import FaceupError
 from faceup.files import walk
 
@@ -31,7 +33,8 @@ from faceup.files import walk
 def analyze(
     paths: Annotated[list[Path], typer.Argument(metavar="PATH...", help="Pictures or directories.", show_default=False)],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line and per picture.")] = False,
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Walk sub-directories too.")] = False,
+    recursive: Recursive = True,
+    include_outputs: IncludeOutputs = False,
     only: Annotated[Optional[str], typer.Option("--only", help="Comma-separated: faces,smile,age,gender "
                     "(default: all).")] = None,
     fine: Fine = False,
@@ -51,7 +54,7 @@ def analyze(
     options = pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels, fine=fine, thorough=thorough)
     items: list[Path] = []
     for p in paths:
-        items += walk(p, recursive) if p.is_dir() else [p]
+        items += walk(p, recursive, outputs=include_outputs) if p.is_dir() else [p]
     failures = 0
     with progress(len(items), "analysing") as bar:
         task = bar.add_task("", total=len(items))
@@ -101,6 +104,8 @@ def background(
     fine: Fine = False,
     thorough: Thorough = False,
     min_confidence: MinConfidence = None,
+    recursive: Recursive = True,
+    include_outputs: IncludeOutputs = False,
     max_pixels: MaxPixels = imageio.DEFAULT_MAX_PIXELS,
 ) -> None:
     """Turn each picture upright, then replace what is behind the people: a colour,
@@ -122,8 +127,9 @@ def background(
     except FaceupError as exc:
         error_line(f"{exc}")
         raise typer.Exit(2) from None
-    jobs = _plan(input, output, False, fmt, "background")
+    jobs = _plan(input, output, False, fmt, "background", recursive, include_outputs)
     failures: list[tuple[Path, str]] = []
+    turned, left = 0, []
     with progress(len(jobs), "replacing backgrounds") as bar:
         task = bar.add_task("", total=len(jobs))
         for job in jobs:
@@ -134,17 +140,22 @@ def background(
                 msg = str(exc) if isinstance(exc, (FaceupError, OSError)) else unexpected(exc)
                 failures.append((job.src, msg))
                 if as_json:
-                    print_json({**pipeline.Prediction(path=printable(job.src), error=msg).to_json(), "output": None})
+                    print_json({**pipeline.Prediction(path=printable(job.src), error=msg).to_json(), "output": None,
+                                "turned": False, "status": "failed"})
                 else:
                     failed_line(job.src, msg)
             else:
+                pred = result.prediction
+                turned += pred.turned
+                if pred.status == "not sure":
+                    left.append(pred)
                 if as_json:
-                    print_json({**result.prediction.to_json(), "output": printable(job.dst),
-                                 "turned": result.prediction.turned})
+                    print_json({**pred.to_json(), "output": printable(job.dst), "turned": pred.turned,
+                                "status": pred.status})
                 elif len(jobs) == 1 or not err.is_terminal:
-                    turned = f"turned back {result.prediction.rotation}°, " if result.prediction.turned else ""
-                    out.print(f"{printable(job.src)}: {turned}background replaced -> {printable(job.dst)}")
+                    how = f"turned back {pred.rotation}°, " if pred.turned else ""
+                    out.print(f"{printable(job.src)}: {how}background replaced -> {printable(job.dst)}")
             bar.advance(task)
     if len(jobs) > 1 and not as_json:
-        out.print(f"{len(jobs) - len(failures)} of {len(jobs)} pictures written, {len(failures)} failed")
+        summary_lines(len(jobs), turned, left, failures, options)
     raise typer.Exit(1 if failures else 0)

@@ -16,7 +16,22 @@ from faceup import pipeline
 from faceup.errors import shown
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  context_settings={"help_option_names": ["-h", "--help"]},
                   help="Find how a picture is turned and turn it back.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from faceup import __version__
+
+        typer.echo(f"faceup {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", "-V", callback=_version, is_eager=True,
+                                                help="Print the version and exit.")] = False) -> None:
+    """Find how a picture is turned and turn it back."""
 
 
 class _Stream:
@@ -73,6 +88,11 @@ Thorough = Annotated[bool, typer.Option("--thorough", help="Where the classifier
 MaxPixels = Annotated[int, typer.Option("--max-pixels", envvar="FACEUP_MAX_PIXELS",
                                         help="Refuse pictures with more pixels, every frame and page counted "
                                              "(decompression-bomb guard).")]
+Recursive = Annotated[bool, typer.Option("--recursive/--no-recursive", "-r/-R", help="Walk a folder's "
+                      "sub-folders too (the default), or only its own files.")]
+IncludeOutputs = Annotated[bool, typer.Option("--include-outputs", help="Take faceup's own outputs found in a "
+                           "folder (NAME.upright.EXT, NAME.background.EXT, NAME.why.png) as inputs too; "
+                           "they are left out by default.")]
 Workers = Annotated[Optional[int], typer.Option("--workers", min=1, help="Threads that decode and encode "
                                                 "pictures, and chunks of pictures judged at once, each on one "
                                                 "onnxruntime thread (default: every core).")]

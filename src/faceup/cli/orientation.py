@@ -1,6 +1,8 @@
 """Commands that judge and turn pictures: predict, fix, explain."""
 
 import io
+import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
@@ -10,8 +12,10 @@ import typer
 from faceup import imageio, pipeline
 from faceup.cli.common import (
     Fine,
+    IncludeOutputs,
     MaxPixels,
     MinConfidence,
+    Recursive,
     Table,
     Thorough,
     Workers,
@@ -35,20 +39,24 @@ from faceup.files import walk
 def predict(
     paths: Annotated[list[Path], typer.Argument(metavar="PATH...", help="Pictures or directories.", show_default=False)],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line and per picture.")] = False,
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Walk sub-directories too.")] = False,
+    recursive: Recursive = True,
+    include_outputs: IncludeOutputs = False,
     fine: Fine = False,
     thorough: Thorough = False,
     min_confidence: MinConfidence = None,
     max_pixels: MaxPixels = imageio.DEFAULT_MAX_PIXELS,
     workers: Workers = None,
 ) -> None:
-    """Report how each picture is turned, without writing anything."""
+    """Report how each picture is turned, without writing anything. A PATH of -
+    reads one picture from standard input."""
     use_threads(workers)
     options = pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels, fine=fine, thorough=thorough)
-    items: list[tuple[Path, str]] = []
+    items: list = []
     for p in paths:
-        if p.is_dir():
-            items += [(f, printable(f)) for f in walk(p, recursive)]
+        if str(p) == "-":
+            items.append((sys.stdin.buffer.read(), "-"))
+        elif p.is_dir():
+            items += [(f, printable(f)) for f in walk(p, recursive, outputs=include_outputs)]
         else:
             items.append((p, printable(p)))
     failures = 0
@@ -88,16 +96,22 @@ def _default_output(src: Path, fmt: str | None, tag: str = "upright") -> Path:
     return src.with_name(f"{src.stem}.{tag}{suffix}")
 
 
-def _plan(input: Path, output: Path | None, in_place: bool, fmt: str | None, tag: str) -> list[_Job]:
-    """Input -> output pairs for a file or a directory (walked recursively).
+def _plan(input: Path, output: Path | None, in_place: bool, fmt: str | None, tag: str, recursive: bool = True,
+          outputs: bool = False) -> list[_Job]:
+    """Input -> output pairs for a file or a directory (walked recursively unless
+    not `recursive`; faceup's own outputs in it left out unless `outputs`).
     Exits with a message when the output would overwrite an input without --in-place."""
     jobs: list[_Job] = []
+    if not input.is_dir() and output is None and not in_place and input.stem.endswith(f".{tag}"):
+        error_line(f"{printable(input)} is named as faceup's own output already (NAME.{tag}.EXT); give -o to "
+                   "say where to write, or --in-place")
+        raise typer.Exit(2)
     if input.is_dir():
         dest_root = input if in_place else (output or _default_output(input, None, tag))
         if not in_place and dest_root.resolve() == input.resolve():
             error_line("the output directory is the input directory; use --in-place to overwrite")
             raise typer.Exit(2)
-        for f in walk(input, True, skip=None if in_place else dest_root.resolve()):
+        for f in walk(input, recursive, skip=None if in_place else dest_root.resolve(), outputs=outputs):
             dst = dest_root / f.relative_to(input)
             if fmt and not in_place:
                 dst = dst.with_suffix(imageio.SUFFIX[imageio.normalize_format(fmt)])
@@ -147,11 +161,20 @@ def fix(
                       "corners, instead of cropping the largest upright rectangle.")] = False,
     fill: Annotated[str, typer.Option("--fill", help="With --expand: a colour (white, #203040) or 'blur'.")] = "blur",
     thorough: Thorough = False,
+    recursive: Recursive = True,
+    include_outputs: IncludeOutputs = False,
     max_pixels: MaxPixels = imageio.DEFAULT_MAX_PIXELS,
     workers: Workers = None,
 ) -> None:
-    """Turn pictures upright. Never overwrites an input unless --in-place."""
+    """Turn pictures upright. Never overwrites an input unless --in-place. An
+    INPUT of - reads one picture from standard input; -o - writes the picture to
+    standard output (the default for standard input), the report then on standard
+    error."""
     use_threads(workers)
+    if str(input) == "-" or str(output) == "-":
+        _fix_stream(input, output, fmt, as_json, pipeline_options(min_confidence, max_pixels, fmt, fine, expand,
+                                                                 fill, thorough, input, output))
+        return
     if not input.exists():
         error_line(f"{input} does not exist")
         raise typer.Exit(2)
@@ -168,10 +191,11 @@ def fix(
         error_line(f"{exc}")
         raise typer.Exit(2) from None
 
-    jobs = _plan(input, output, in_place, fmt, "upright")
+    jobs = _plan(input, output, in_place, fmt, "upright", recursive, include_outputs)
 
     failures: list[tuple[Path, str]] = []
     turned = 0
+    left: list[pipeline.Prediction] = []
     todo = [job for job in jobs if job.refused is None]
     with progress(len(jobs), "fixing") as bar:
         task = bar.add_task("", total=len(jobs))
@@ -187,34 +211,90 @@ def fix(
                 failures.append((job.src, msg))
                 if as_json:
                     print_json({**pipeline.Prediction(path=printable(job.src), error=msg).to_json(), "output": None,
-                                 "turned": False})
+                                 "turned": False, "status": "failed"})
                 else:
                     failed_line(job.src, msg)
                 bar.advance(task)
                 continue
             pred = result.prediction
             turned += pred.turned
+            if pred.status == "not sure":
+                left.append(pred)
             if as_json:
-                print_json({**pred.to_json(), "output": printable(job.dst), "turned": pred.turned})
+                print_json({**pred.to_json(), "output": printable(job.dst), "turned": pred.turned,
+                            "status": pred.status})
             elif len(jobs) == 1 or not err.is_terminal:
-                out.print(_describe(pred, job.dst))
+                out.print(describe(pred, job.dst))
             bar.advance(task)
     if len(jobs) > 1 and not as_json:
-        out.print(f"{len(jobs) - len(failures)} of {len(jobs)} pictures written, {turned} turned upright, "
-                  f"{len(failures)} failed")
-        for src, msg in failures:
-            failed_line(src, msg, indent="  ")
+        summary_lines(len(jobs), turned, left, failures, options)
     raise typer.Exit(1 if failures else 0)
 
 
-def _describe(pred: pipeline.Prediction, dst: Path) -> str:
+def pipeline_options(min_confidence, max_pixels, fmt, fine, expand, fill, thorough, input, output) -> pipeline.Options:
+    try:
+        return pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels,
+                                format=fmt or (None if str(output) in ("-", "None") else
+                                               imageio.format_for_suffix(Path(str(output)).suffix)),
+                                fine=fine, expand=expand, fill=fill, thorough=thorough)
+    except FaceupError as exc:
+        error_line(f"{exc}")
+        raise typer.Exit(2) from None
+
+
+def _fix_stream(input: Path, output: Optional[Path], fmt: Optional[str], as_json: bool,
+                options: pipeline.Options) -> None:
+    """fix with standard input and/or standard output (as rembg does: `cat a.jpg |
+    faceup fix - > b.jpg`); what is said goes to standard error."""
+    if str(input) != "-" and not input.is_file():
+        error_line(f"{input} is not a picture file (standard output takes one picture)")
+        raise typer.Exit(2)
+    data = sys.stdin.buffer.read() if str(input) == "-" else input.read_bytes()
+    to_stdout = output is None or str(output) == "-"
+    try:
+        result = pipeline.fix(data, options, path=str(input))
+        if to_stdout:
+            sys.stdout.buffer.write(result.data)
+            sys.stdout.buffer.flush()
+        else:
+            imageio.write_atomic(output, result.data)
+    except FaceupError as exc:
+        failed_line(input, str(exc))
+        raise typer.Exit(1) from None
+    pred = result.prediction
+    where = Path("-") if to_stdout else output
+    if as_json:
+        typer.echo(json.dumps({**pred.to_json(), "output": str(where), "turned": pred.turned,
+                               "status": pred.status}), err=to_stdout)
+    else:
+        typer.echo(describe(pred, where), err=to_stdout)
+
+
+def summary_lines(total: int, turned: int, left: list[pipeline.Prediction], failures: list[tuple[Path, str]],
+                  options: pipeline.Options) -> None:
+    """The closing lines of a folder run: how many of each, then the pictures left
+    as they were because faceup was not sure, by name, and those that failed."""
+    upright = total - turned - len(left) - len(failures)
+    out.print(f"{total - len(failures)} of {total} pictures written: {turned} turned upright, {upright} already "
+              f"upright, {len(left)} not sure (left as they were: below the minimum confidence), "
+              f"{len(failures)} failed")
+    for pred in left:
+        how = f"{pred.angle:.1f}°" if pred.angle is not None else f"{pred.rotation}°"
+        out.print(f"  not sure {pred.path}: looks turned {how} but confidence {pred.confidence:.3f} is below "
+                  f"{options.threshold():.3f}; left as it is")
+    for src, msg in failures:
+        failed_line(src, msg, indent="  ")
+
+
+def describe(pred: pipeline.Prediction, dst: Path) -> str:
     exif = f", EXIF orientation {pred.exif_orientation} applied" if pred.exif_orientation not in (None, 1) else ""
     if pred.turned:
         how = f"{pred.angle:.1f}°" if pred.angle is not None else f"{pred.rotation}°"
         return (f"{pred.path}: was turned {how} clockwise, turned back "
                 f"(confidence {pred.confidence:.3f}){exif} -> {printable(dst)}")
-    if pred.rotation:
-        return (f"{pred.path}: looks turned {pred.rotation}° but confidence {pred.confidence:.3f} is below the "
+    if pred.looks_turned:
+        how = f"{pred.angle:.1f}°" if pred.angle is not None else f"{pred.rotation}°"
+        return (f"{pred.path}: looks turned {how} but confidence {pred.confidence:.3f} is below the "
                 f"minimum; left as it is{exif} -> {printable(dst)}")
     return f"{pred.path}: already upright (confidence {pred.confidence:.3f}){exif} -> {printable(dst)}"
 

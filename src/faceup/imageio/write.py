@@ -118,7 +118,8 @@ def encode(
 
     if fmt == "HEIF" and not heif_writes():
         raise MissingExtraError("writing HEIC/HEIF needs the heic extra (the HEVC encoder): "
-                                "pip install 'faceup[heic]', or ask for another output format (jpeg, "
+                                "pip install 'faceup[heic]' (from a checkout: pip install -e '.[heic]'), or "
+                                "ask for another output format (jpeg, "
                                 "png, ...: --format on the command line, format= over HTTP); nothing was written")
     n_frames = 1 if image is not None else picture.n_frames
     if n_frames > 1 and fmt not in MULTI_FRAME_FORMATS:

@@ -15,7 +15,6 @@ import time
 from urllib.parse import quote
 
 import anyio
-
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
