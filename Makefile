@@ -40,14 +40,15 @@ $(VENV)/.test: pyproject.toml | $(BIN)/python
 test-deps: $(VENV)/.test browser
 
 # Debian's Chromium for the browser test (playwright cannot download its own
-# browser here). Needs root and apt; without them the browser test is skipped
-# and says why.
+# browser here) and exiftool, the reader the orientation-tag tests check with.
+# Needs root and apt; without them those tests are skipped and say why.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@{ command -v chromium >/dev/null 2>&1 && command -v exiftool >/dev/null 2>&1; } || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	      || echo "chromium could not be installed; the browser test will be skipped"; \
-	  else echo "no root/apt: the browser test will be skipped"; fi; }
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+	      libimage-exiftool-perl >/dev/null) \
+	      || echo "chromium or exiftool could not be installed; the tests that need them will be skipped"; \
+	  else echo "no root/apt: the browser and exiftool tests will be skipped"; fi; }
 
 run: venv
 	$(BIN)/faceup fix src/faceup/samples -o samples-upright

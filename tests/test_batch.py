@@ -202,8 +202,10 @@ def test_tag_only_writes_tags_and_sidecars_not_pixels_and_dry_run_writes_nothing
     assert np.array_equal(np.asarray(src), np.asarray(dst))  # the same pixels ...
     assert dst.getexif()[0x0112] in (3, 6, 8)  # ... shown upright by the tag
     png = next(r for n, r in rows.items() if n.endswith(".png") and r["turned"])
-    assert png["action"] == "sidecar" and 'tiff:Orientation="' in Path(png["sidecar"]).read_text()
-    assert Path(png["output"]).read_bytes() == Path(png["path"]).read_bytes()  # the picture beside it, as it was
+    assert png["action"] == "tagged" and Image.open(png["output"]).getexif()[0x0112] in (3, 6, 8)
+    webp = next(r for n, r in rows.items() if n.endswith(".webp") and r["turned"])
+    assert webp["action"] == "sidecar" and 'tiff:Orientation="' in Path(webp["sidecar"]).read_text()
+    assert Path(webp["output"]).read_bytes() == Path(webp["path"]).read_bytes()  # the picture beside it, as it was
 
     dry = tmp_path / "dry"
     table = tmp_path / "dry.parquet"

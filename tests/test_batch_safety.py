@@ -110,24 +110,24 @@ def test_a_second_run_on_the_same_output_refuses_and_names_the_first(tmp_path, a
     assert not list(out.rglob("*.faceup-staged")) and not (out / ".faceup-batch.lock").exists()
 
 
-def test_tag_only_gives_every_picture_its_own_sidecar_and_keeps_non_jpegs(tmp_path, astronaut_small):
+def test_tag_only_gives_every_picture_its_own_sidecar_and_keeps_the_picture_beside_it(tmp_path, astronaut_small):
     src, out = tmp_path / "src", tmp_path / "out"
     src.mkdir()
-    (src / "a.png").write_bytes(picture(astronaut_small, 90, "PNG"))
+    (src / "a.webp").write_bytes(picture(astronaut_small, 90, "WEBP"))
     (src / "a.tif").write_bytes(picture(astronaut_small, 270, "TIFF"))
     (src / "b.jpg").write_bytes(picture(astronaut_small, 180, "JPEG"))
     for _ in range(2):  # and run again: nothing is lost or deleted as a stray
         code, summary, stderr = run_batch(str(src), "-o", str(out), "--tag-only")
         assert code == 0, stderr
-        assert (out / "a.png").read_bytes() == (src / "a.png").read_bytes()  # the picture itself, byte for byte
+        assert (out / "a.webp").read_bytes() == (src / "a.webp").read_bytes()  # the picture itself, byte for byte
         assert (out / "a.tif").read_bytes() == (src / "a.tif").read_bytes()
-        png_side, tif_side = (out / "a.png.xmp").read_text(), (out / "a.tif.xmp").read_text()
+        png_side, tif_side = (out / "a.webp.xmp").read_text(), (out / "a.tif.xmp").read_text()
         assert 'tiff:Orientation="8"' in png_side and 'tiff:Orientation="6"' in tif_side
         assert Image.open(out / "b.jpg").getexif()[0x0112] == 3
     rows = rows_by_name(out / "faceup-results.parquet")
-    assert rows["a.png"]["sidecar"] == str(out / "a.png.xmp") and rows["a.png"]["output"] == str(out / "a.png")
+    assert rows["a.webp"]["sidecar"] == str(out / "a.webp.xmp") and rows["a.webp"]["output"] == str(out / "a.webp")
     report = json.loads(faceup_cli("undo", str(out / "faceup-results.parquet"), "--json").stdout)
-    assert sorted(Path(p).name for p in report["removed"]) == ["a.png", "a.png.xmp", "a.tif", "a.tif.xmp", "b.jpg"]
+    assert sorted(Path(p).name for p in report["removed"]) == ["a.tif", "a.tif.xmp", "a.webp", "a.webp.xmp", "b.jpg"]
 
 
 def test_a_report_then_in_place_changes_the_pictures_and_a_changed_input_is_done_again(tmp_path, astronaut_small):

@@ -112,3 +112,62 @@ def test_version_short_help_and_subfolders_by_default(tmp_path, astronaut_small)
         deep = faceup_cli(cmd, "--json", str(tmp_path)).stdout.splitlines()
         flat = faceup_cli(cmd, "--json", "--no-recursive", str(tmp_path)).stdout.splitlines()
         assert (len(deep), len(flat)) == (2, 1), cmd
+
+
+def exiftool_orientation(path: Path, tag: str = "Orientation") -> int | None:
+    import shutil
+
+    if not shutil.which("exiftool"):
+        pytest.skip("Debian's exiftool is not installed (make test installs it as root)")
+    res = subprocess.run(["exiftool", "-j", "-n", f"-{tag}", str(path)], capture_output=True, text=True, check=True)
+    return json.loads(res.stdout)[0].get(tag.split(":")[-1])
+
+
+@pytest.mark.parametrize("fmt, rotation, value", [("JPEG", 90, 8), ("PNG", 180, 3), ("JPEG", 270, 6)])
+def test_tag_only_sets_the_orientation_a_real_reader_sees_and_keeps_the_pixels(tmp_path, astronaut, fmt, rotation,
+                                                                               value):
+    src = tmp_path / f"a.{fmt.lower()}"
+    turn(astronaut.resize((320, 320)), rotation).save(src, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+    out = tmp_path / f"tagged.{fmt.lower()}"
+    res = faceup_cli("fix", "--tag-only", str(src), "-o", str(out), "--json")
+    assert res.returncode == 0 and json.loads(res.stdout)["turned"], res.stdout + res.stderr
+    assert exiftool_orientation(out) == value
+    import numpy as np
+
+    assert np.array_equal(np.asarray(Image.open(src)), np.asarray(Image.open(out)))  # the same stored pixels
+    from PIL import ImageOps
+
+    shown = ImageOps.exif_transpose(Image.open(out))
+    assert shown.size == astronaut.resize((320, 320)).size
+
+
+def test_tag_only_refuses_a_format_it_cannot_tag_and_writes_a_sidecar_when_asked(tmp_path, astronaut_small):
+    src = tmp_path / "a.tif"
+    turn(astronaut_small, 90).save(src, "TIFF")
+    before = src.read_bytes()
+    res = faceup_cli("fix", "--tag-only", "--in-place", str(src))
+    assert res.returncode == 1 and "--sidecar" in res.stderr and src.read_bytes() == before
+    res = faceup_cli("fix", "--tag-only", "--sidecar", "--in-place", str(src), "--json")
+    assert res.returncode == 0 and json.loads(res.stdout)["sidecar"] == str(tmp_path / "a.tif.xmp")
+    assert src.read_bytes() == before
+    assert exiftool_orientation(tmp_path / "a.tif.xmp", "XMP-tiff:Orientation") == 8
+
+
+def test_the_server_sets_the_tag_too(astronaut_small):
+    import io
+
+    import httpx
+    from test_server import start_server
+
+    proc, url = start_server()
+    try:
+        buf = io.BytesIO()
+        turn(astronaut_small, 90).save(buf, "JPEG", quality=90)
+        r = httpx.post(url + "/fix", files={"file": ("a.jpg", buf.getvalue(), "image/jpeg")},
+                       data={"tag_only": "true"}, timeout=60)
+        assert r.status_code == 200 and r.headers["X-Faceup-Turned"] == "true", r.text
+        got = Image.open(io.BytesIO(r.content))
+        assert got.getexif()[0x0112] == 8 and got.size == (256, 256)  # the stored pixels, not turned
+    finally:
+        proc.terminate()
+        proc.wait(20)

@@ -231,6 +231,44 @@ def fix(source: Source, options: Options | None = None, path: str | None = None)
     return result
 
 
+@dataclass
+class Tagged:
+    """What `tag` gives: the answer; `data`, the picture's own bytes with its
+    EXIF Orientation set so that it displays upright (the bytes unchanged when it
+    needs no turn, or when a sidecar was asked for); `sidecar`, an XMP sidecar
+    (tiff:Orientation) for the unchanged picture, when asked for and needed."""
+
+    prediction: Prediction
+    data: bytes
+    format: str
+    sidecar: bytes | None = None
+
+
+def tag(source: Source, options: Options | None = None, path: str | None = None, sidecar: bool = False) -> Tagged:
+    """`fix` without new pixels, as jhead and exiftran do: the orientation tag is
+    set so that viewers show the picture upright, every pixel untouched (in the
+    file for JPEG and PNG, imageio.TAGGABLE; with `sidecar` in an XMP file
+    beside it, for any format). Quarter turns only. Raises FaceupError for a bad
+    picture, an angle that is not a quarter turn, or a format whose tag faceup
+    does not write (then ask for the sidecar)."""
+    options = options or Options()
+    if path is None and isinstance(source, (str, os.PathLike)):
+        path = str(source)
+    picture = imageio.read(source, max_pixels=options.max_pixels, reduce_to=PREDICT_DECODE_SIDE)
+    pred = _estimate(picture, options, path)
+    assert picture.data is not None
+    if not pred.turned:
+        return Tagged(prediction=pred, data=picture.data, format=picture.format)
+    if pred.angle is not None and abs(pred.angle - pred.rotation) > 0.05:
+        raise UnfaithfulWriteError("an orientation tag holds quarter turns only; this picture needs "
+                                   f"{pred.angle:.1f} degrees (turn its pixels instead)")
+    value = imageio.orientation_value(picture.exif_orientation, geometry.UNDO_CW[pred.rotation])
+    if sidecar:
+        return Tagged(prediction=pred, data=picture.data, format=picture.format,
+                      sidecar=imageio.xmp_orientation_sidecar(value))
+    return Tagged(prediction=pred, data=imageio.with_orientation_tag(picture, value), format=picture.format)
+
+
 def predict_many(sources: Sequence[Source], options: Options | None = None,
                  paths: Sequence[str | None] | None = None, pool: Executor | None = None) -> list[Prediction]:
     """`predict` for many pictures, in order: decoded in `pool` (threads: Pillow

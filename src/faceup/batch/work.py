@@ -160,7 +160,7 @@ def _finish(row: dict, item: dict, data: bytes, result, job: Job) -> None:
                                    f"{pred.angle:.1f} degrees (use the fix mode)")
     picture = imageio.read(data, max_pixels=job.options.max_pixels, reduce_to=pipeline.PREDICT_DECODE_SIDE)
     value = imageio.orientation_value(picture.exif_orientation, geometry.UNDO_CW[pred.rotation])
-    if picture.format == "JPEG":
+    if picture.format in imageio.TAGGABLE:
         _stage(row, item, data, imageio.with_orientation_tag(picture, value), dst, job, changed="tagged")
         return
     sidecar = sidecar_of(dst)

@@ -35,7 +35,7 @@ def batch(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only the table, with what would be written "
                        "where; nothing written.")] = False,
     tag_only: Annotated[bool, typer.Option("--tag-only", help="No new pixels: set the EXIF Orientation tag "
-                        "of JPEGs, and write an XMP sidecar (NAME.EXT.xmp) for other formats.")] = False,
+                        "of JPEGs and PNGs, and write an XMP sidecar (NAME.EXT.xmp) for other formats.")] = False,
     table: Annotated[Optional[Path], typer.Option("--table", help="The results table (Parquet), also the "
                      "run's journal. Default: faceup-results.parquet in the output folder, else beside "
                      "the source.")] = None,

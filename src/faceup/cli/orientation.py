@@ -161,6 +161,11 @@ def fix(
                       "corners, instead of cropping the largest upright rectangle.")] = False,
     fill: Annotated[str, typer.Option("--fill", help="With --expand: a colour (white, #203040) or 'blur'.")] = "blur",
     thorough: Thorough = False,
+    tag_only: Annotated[bool, typer.Option("--tag-only", help="No new pixels (as jhead and exiftran do): set "
+                        "the EXIF Orientation tag so that viewers show the picture upright, every other byte "
+                        "kept. JPEG and PNG; other formats are refused unless --sidecar.")] = False,
+    sidecar: Annotated[bool, typer.Option("--sidecar", help="With --tag-only: leave the picture as it is and "
+                       "write its orientation into an XMP sidecar beside it (NAME.EXT.xmp), for any format.")] = False,
     recursive: Recursive = True,
     include_outputs: IncludeOutputs = False,
     max_pixels: MaxPixels = imageio.DEFAULT_MAX_PIXELS,
@@ -181,8 +186,11 @@ def fix(
     if in_place and output is not None:
         error_line("give either --output or --in-place, not both")
         raise typer.Exit(2)
+    if tag_only and (fmt or fine):
+        error_line("--tag-only keeps the picture's own bytes: it takes neither --format nor --fine")
+        raise typer.Exit(2)
     try:
-        fmt = _output_format(fmt, input, output)
+        fmt = None if tag_only else _output_format(fmt, input, output)
         if fmt:
             imageio.normalize_format(fmt)
         options = pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels, format=fmt,
@@ -191,7 +199,12 @@ def fix(
         error_line(f"{exc}")
         raise typer.Exit(2) from None
 
+    if sidecar and not tag_only:
+        error_line("--sidecar goes with --tag-only")
+        raise typer.Exit(2)
     jobs = _plan(input, output, in_place, fmt, "upright", recursive, include_outputs)
+    if tag_only:
+        raise typer.Exit(_tag_all(jobs, options, in_place, sidecar, as_json))
 
     failures: list[tuple[Path, str]] = []
     turned = 0
@@ -229,6 +242,57 @@ def fix(
     if len(jobs) > 1 and not as_json:
         summary_lines(len(jobs), turned, left, failures, options)
     raise typer.Exit(1 if failures else 0)
+
+
+def _tag_all(jobs: list[_Job], options: pipeline.Options, in_place: bool, sidecar: bool, as_json: bool) -> int:
+    """fix --tag-only: each picture's orientation tag (or sidecar) written; the
+    exit code."""
+    from faceup.batch.work import sidecar_of
+
+    failures: list[tuple[Path, str]] = []
+    turned, left = 0, []
+    with progress(len(jobs), "tagging") as bar:
+        task = bar.add_task("", total=len(jobs))
+        for job in jobs:
+            try:
+                if job.refused:
+                    raise FaceupError(job.refused)
+                tagged = pipeline.tag(job.src, options, path=printable(job.src), sidecar=sidecar)
+                side = sidecar_of(job.dst) if tagged.sidecar is not None else None
+                if side is not None and side.exists() and side.read_bytes() != tagged.sidecar:
+                    raise FaceupError(f"{printable(side)} exists already; faceup does not overwrite a sidecar")
+                if not in_place:
+                    imageio.write_atomic(job.dst, tagged.data)
+                elif tagged.data != job.src.read_bytes():
+                    imageio.write_atomic(job.dst, tagged.data, like=job.src)
+                if side is not None:
+                    imageio.write_atomic(side, tagged.sidecar)
+            except Exception as exc:  # noqa: BLE001 - one bad file never ends the batch
+                msg = str(exc) if isinstance(exc, (FaceupError, OSError)) else unexpected(exc)
+                failures.append((job.src, msg))
+                if as_json:
+                    print_json({**pipeline.Prediction(path=printable(job.src), error=msg).to_json(), "output": None,
+                                "turned": False, "status": "failed", "sidecar": None})
+                else:
+                    failed_line(job.src, msg)
+                bar.advance(task)
+                continue
+            pred = tagged.prediction
+            turned += pred.turned
+            if pred.status == "not sure":
+                left.append(pred)
+            if as_json:
+                print_json({**pred.to_json(), "output": printable(job.dst), "turned": pred.turned,
+                            "status": pred.status, "sidecar": None if side is None else printable(side)})
+            elif len(jobs) == 1 or not err.is_terminal:
+                how = (f"orientation in {printable(side)}" if side is not None else
+                       "orientation tag set" if pred.turned else "")
+                line = describe(pred, job.dst)
+                out.print(line.replace("turned back", f"{how}, pixels untouched", 1) if pred.turned else line)
+            bar.advance(task)
+    if len(jobs) > 1 and not as_json:
+        summary_lines(len(jobs), turned, left, failures, options)
+    return 1 if failures else 0
 
 
 def pipeline_options(min_confidence, max_pixels, fmt, fine, expand, fill, thorough, input, output) -> pipeline.Options:

@@ -33,13 +33,13 @@ from faceup.imageio.formats import (
     normalize_format,
     orientation_value,
 )
-from faceup.imageio.metadata import with_orientation_tag, xmp_orientation_sidecar, xmp_with_orientation
+from faceup.imageio.metadata import TAGGABLE, with_orientation_tag, xmp_orientation_sidecar, xmp_with_orientation
 from faceup.imageio.read import eight_bit, header_pixels, read
 from faceup.imageio.write import encode
 
 __all__ = [
     "DEFAULT_MAX_PIXELS", "EXIF_TRANSPOSE", "FORMAT_ALIASES", "MULTI_FRAME_FORMATS", "ORIENTATION_TAG", "SUFFIX",
-    "SUPPORTED_FORMATS", "TIFF_LAYOUT_TAGS", "Picture", "T", "encode", "eight_bit", "format_for_suffix",
+    "SUPPORTED_FORMATS", "TAGGABLE", "TIFF_LAYOUT_TAGS", "Picture", "T", "encode", "eight_bit", "format_for_suffix",
     "header_pixels", "heif_writes", "normalize_format", "orientation_value", "read", "with_orientation_tag",
     "write_atomic", "xmp_orientation_sidecar", "xmp_with_orientation",
 ]

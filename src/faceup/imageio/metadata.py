@@ -100,16 +100,27 @@ def _exif_bytes(picture: Picture, drop: frozenset[int] | tuple = ()) -> bytes | 
                                    "back with it; nothing was written") from None
 
 
+#: Formats whose EXIF Orientation faceup sets in the file itself (the rest get a sidecar).
+TAGGABLE = ("JPEG", "PNG")
+
+
 def with_orientation_tag(picture: Picture, value: int) -> bytes:
-    """The JPEG's own bytes with its EXIF Orientation set to `value`: the pixels
-    and every other segment untouched (an EXIF block is added if it had none)."""
-    if picture.format != "JPEG" or picture.data is None:
-        raise UnfaithfulWriteError(f"an orientation tag is written into JPEGs only, not {picture.format}")
+    """The file's own bytes with its EXIF Orientation set to `value`: the pixels
+    and every other segment or chunk untouched (an EXIF block is added if it had
+    none; an XMP tiff:Orientation in a JPEG is set with it). JPEG (an APP1
+    segment) and PNG (an eXIf chunk); other formats raise UnfaithfulWriteError
+    naming the sidecar instead."""
+    if picture.format not in TAGGABLE or picture.data is None or picture.n_frames > 1:
+        raise UnfaithfulWriteError(
+            f"faceup writes an orientation tag into JPEG and still PNG files, not into this {picture.format}; "
+            "an XMP sidecar (--sidecar) gives it its orientation without touching the file")
     exif = Image.Exif()
     if picture.exif is not None:
         exif.load(picture.exif.tobytes())
     exif[ORIENTATION_TAG] = value
     block = exif.tobytes()
+    if picture.format == "PNG":
+        return _png_with_exif(picture.data, block, value)
     segs, _ = _jpeg_segments(picture.data)
     app1 = b"\xff\xe1" + (len(block) + 2).to_bytes(2, "big") + block
     has_exif = any(m == 0xE1 and seg[4:10] == b"Exif\x00\x00" for m, seg in segs)
@@ -121,6 +132,41 @@ def with_orientation_tag(picture: Picture, value: int) -> bytes:
         out = _splice_metadata(added, added, None, value)
     _verify(out, "JPEG", Image.open(io.BytesIO(picture.data)).size, 1)
     return out
+
+
+def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(type, whole chunk bytes) of a PNG, in order."""
+    chunks, i = [], 8
+    while i + 12 <= len(data):
+        n = int.from_bytes(data[i:i + 4], "big")
+        chunks.append((data[i + 4:i + 8], data[i:i + 12 + n]))
+        i += 12 + n
+    return chunks
+
+
+def _png_with_exif(data: bytes, block: bytes, value: int) -> bytes:
+    """The PNG with its eXIf chunk holding `block` (the TIFF-structured EXIF
+    without the Exif header), placed before the first IDAT as the PNG 1.5
+    extension asks; every other chunk kept."""
+    import zlib
+
+    body = block[6:] if block.startswith(b"Exif\x00\x00") else block
+    exif_chunk = len(body).to_bytes(4, "big") + b"eXIf" + body + zlib.crc32(b"eXIf" + body).to_bytes(4, "big")
+    out, placed = [data[:8]], False
+    for kind, chunk in _png_chunks(data):
+        if kind == b"eXIf":
+            continue
+        if kind == b"IDAT" and not placed:
+            out.append(exif_chunk)
+            placed = True
+        out.append(chunk)
+    blob = b"".join(out)
+    with Image.open(io.BytesIO(data)) as im:
+        size = im.size
+    _verify(blob, "PNG", size, 1)
+    if Image.open(io.BytesIO(blob)).getexif().get(ORIENTATION_TAG) != value:
+        raise UnfaithfulWriteError("the PNG faceup tagged does not read back with its orientation; nothing was written")
+    return blob
 
 
 def xmp_orientation_sidecar(value: int) -> bytes:

@@ -170,12 +170,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         expand: Annotated[bool, Form(description="With fine: keep the whole picture, fill the corners.")] = False,
         fill: Annotated[str, Form(description="With expand: a colour (white, #203040) or 'blur'.")] = "blur",
         thorough: Annotated[bool, Form(description=THOROUGH)] = False,
+        tag_only: Annotated[bool, Form(description="No new pixels: the picture's own bytes with its EXIF "
+                                                   "Orientation set so that it displays upright (JPEG, PNG).")] = False,
     ):
         await single_fields(request)
         data = await read_upload(file)
         opts = options(min_confidence, format or None, fine=fine, expand=expand, fill=fill, thorough=thorough)
+        if tag_only and (format or fine):
+            raise ApiError(422, "tag_only keeps the picture's own bytes: it takes neither format nor fine")
         pixel_budget([data])
-        result = await work(request, lambda: pipeline.fix(data, opts, path=file.filename))
+        if tag_only:
+            result = await work(request, lambda: pipeline.tag(data, opts, path=file.filename))
+        else:
+            result = await work(request, lambda: pipeline.fix(data, opts, path=file.filename))
         p = result.prediction
         name = Path(file.filename or "picture").stem + ".upright" + imageio.SUFFIX[result.format]
         headers = {
