@@ -171,3 +171,43 @@ def test_the_server_sets_the_tag_too(astronaut_small):
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def test_explain_draws_only_what_moves_the_answer_writes_only_what_is_asked_and_rounds(tmp_path):
+    import numpy as np
+
+    src = tmp_path / "cameraman.png"
+    src.write_bytes((SAMPLES / "cameraman-upside-down.png").read_bytes())
+    res = faceup_cli("explain", "--json", str(src))
+    obj = json.loads(res.stdout)
+    assert obj["output"] is None and sorted(p.name for p in tmp_path.iterdir()) == ["cameraman.png"]  # no file
+    flat = [v for row in obj["occlusion"] for v in row]
+    assert all(len(repr(v)) <= 7 for v in flat), flat  # rounded: no 9.999999747378752e-05, no -0.0
+    assert "-0.0," not in res.stdout and "-0.0]" not in res.stdout
+    from faceup.explain import NOTHING
+
+    assert max(abs(v) for v in flat) < NOTHING  # a sure picture: nothing here changes the answer ...
+    why = tmp_path / "why.png"
+    assert faceup_cli("explain", str(src), "-o", str(why)).returncode == 0
+    drawn = np.asarray(Image.open(why).convert("RGB"), dtype=np.int16)
+    shown = Image.open(src).convert("RGB")
+    shown = np.asarray(shown.resize((512, round(shown.height * 512 / shown.width))), dtype=np.int16)
+    assert np.abs(drawn[:shown.shape[0], :512] - shown).mean() < 2  # ... so no red or blue is drawn over it
+    assert (drawn[-4:] == 255).all()  # the legend's last line is inside the picture, a white margin below it
+    assert (drawn[shown.shape[0]:-4] < 100).any()  # and there is text
+
+
+def test_explain_colours_a_picture_where_parts_move_the_answer(tmp_path):
+    import numpy as np
+
+    why = tmp_path / "why.png"
+    src = SAMPLES / "rocket-turned-90.jpg"
+    obj = json.loads(faceup_cli("explain", "--json", str(src), "-o", str(why)).stdout)
+    assert obj["output"] == str(why) and why.is_file()
+    if max(abs(v) for row in obj["occlusion"] for v in row) >= 0.1:
+        drawn = np.asarray(Image.open(why).convert("RGB"), dtype=np.int16)
+        shown = Image.open(src).convert("RGB")
+        h = round(shown.height * 512 / max(shown.size))
+        w = round(shown.width * 512 / max(shown.size))
+        plain = np.asarray(shown.resize((w, h)), dtype=np.int16)
+        assert np.abs(drawn[:h, :w] - plain).max() > 40  # the map is drawn

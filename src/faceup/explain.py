@@ -30,6 +30,13 @@ from faceup.models.preprocess import square_input
 GRID = 8
 #: The grey that hides a cell (the middle of the input range).
 HIDDEN = 128
+#: The colour scale of the map is fixed, so that it says how much the answer
+#: moves: a cell is drawn fully coloured when hiding it moves the chosen turn's
+#: log-probability by this much (about 2.7 times less or more likely), ...
+FULL_SCALE = 1.0
+#: ... and not at all below this: a map whose every cell stays below it is
+#: "nothing here changes the answer", not noise drawn as an explanation.
+NOTHING = 0.01
 
 
 @dataclass
@@ -54,8 +61,10 @@ class Explanation:
     faces: list[FaceSeen] = field(default_factory=list)
 
     def to_json(self) -> dict:
+        # float64 before rounding (a float32 0.0001 prints as 9.999999747378752e-05), and
+        # + 0.0 so that a rounded -0.0 prints as 0.0
         return {**self.prediction.to_json(),
-                "occlusion": np.round(self.occlusion, 4).tolist(),
+                "occlusion": (np.round(self.occlusion.astype(np.float64), 4) + 0.0).tolist(),
                 "classifier": [round(v, 4) for v in self.classifier],
                 "face_evidence": [round(v, 4) for v in self.face_evidence],
                 "faces": [{"turn": f.turn_cw, "box": [round(v, 1) for v in f.box],
@@ -128,29 +137,39 @@ def draw(source: pipeline.Source, why: Explanation, options: pipeline.Options | 
         g.text((f.box[0] * fs + 3, f.box[1] * fs + 2), f"{f.turn_cw}", fill=colour)
     upright = pipeline.upright_image(picture, why.prediction, options).convert("RGB")
     upright.thumbnail((side, side))
-    gap, text_h = 12, 64
-    out = Image.new("RGB", (left.width + gap + upright.width, max(left.height, upright.height) + text_h), "white")
-    out.paste(left, (0, 0))
-    out.paste(upright, (left.width + gap, 0))
-    t = ImageDraw.Draw(out)
     p = why.prediction
     decision = (f"turned {p.rotation} deg clockwise; turned back" if p.turned else
                 f"judged {p.rotation} deg but not sure enough: left as it is" if p.rotation else "already upright")
-    y0 = max(left.height, upright.height) + 6
-    t.text((4, y0), f"{decision} (confidence {p.confidence:.3f})", fill="black")
-    t.text((4, y0 + 16), "classifier 0/90/180/270: " + " / ".join(f"{v:.3f}" for v in why.classifier), fill="black")
-    t.text((4, y0 + 32), "face evidence 0/90/180/270: " + " / ".join(f"{v:.2f}" for v in why.face_evidence)
-           + f"; {len(why.faces)} face(s) seen", fill="black")
-    t.text((4, y0 + 48), "map: red pushed toward this turn, blue against (hiding that part changes the answer)",
-           fill="black")
+    top = float(np.abs(why.occlusion).max())
+    lines = [f"{decision} (confidence {p.confidence:.3f})",
+             "classifier 0/90/180/270: " + " / ".join(f"{v:.3f}" for v in why.classifier),
+             "face evidence 0/90/180/270: " + " / ".join(f"{v:.2f}" for v in why.face_evidence)
+             + f"; {len(why.faces)} face(s) seen",
+             ("map: nothing here changes the answer (hiding any one part moves it by less than "
+              f"{NOTHING} in log-probability)") if top < NOTHING else
+             (f"map: red pushed toward this turn, blue against; full colour = {FULL_SCALE:g} in log-probability "
+              f"(the strongest part here: {top:.2f})")]
+    from PIL import ImageFont
+
+    font = ImageFont.load_default(size=15)
+    line_h = 20
+    width = left.width + 12 + upright.width
+    width = max(width, 8 + max(int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(x, font=font)) for x in lines))
+    text_h = 10 + line_h * len(lines) + 8
+    out = Image.new("RGB", (width, max(left.height, upright.height) + text_h), "white")
+    out.paste(left, (0, 0))
+    out.paste(upright, (left.width + 12, 0))
+    t = ImageDraw.Draw(out)
+    y0 = max(left.height, upright.height) + 10
+    for i, line in enumerate(lines):
+        t.text((4, y0 + i * line_h), line, fill="black", font=font)
     return out
 
 
 def _heat(occlusion: np.ndarray, size: tuple[int, int]) -> Image.Image:
     """RGBA: red where hiding hurt the decision, blue where it helped, as opaque
-    as the cell mattered (the strongest cell 75%, an idle one clear)."""
-    top = float(np.abs(occlusion).max()) or 1.0
-    v = occlusion / top
+    as the cell mattered on a fixed scale (FULL_SCALE: 75%; below NOTHING: clear)."""
+    v = np.clip(occlusion / FULL_SCALE, -1.0, 1.0) * (np.abs(occlusion) >= NOTHING)
     rgba = np.zeros((*v.shape, 4))
     rgba[..., 0] = (v > 0) * 255
     rgba[..., 2] = (v < 0) * 255

@@ -367,7 +367,8 @@ def describe(pred: pipeline.Prediction, dst: Path) -> str:
 def explain(
     input: Annotated[Path, typer.Argument(metavar="PICTURE", help="A picture.", show_default=False)],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="The explanation as a picture "
-                      "(PNG). Default: NAME.why.png beside the input.")] = None,
+                      "(PNG, JPEG or WebP, by the name's ending; a folder: NAME.why.png in it). Default: "
+                      "NAME.why.png beside the input; with --json, no picture unless -o is given.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the explanation as JSON (the occlusion grid, "
                        "the classifier's probabilities, the faces in each turn).")] = False,
     min_confidence: MinConfidence = None,
@@ -379,7 +380,13 @@ def explain(
 
     options = pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels)
     try:
-        dst = output or input.with_name(f"{input.stem}.why.png")
+        # the picture is written where -o says, or beside the input; with --json and
+        # no -o the JSON is the answer and nothing is written
+        dst = output or (None if as_json else input.with_name(f"{input.stem}.why.png"))
+        if dst is None:
+            result = why.explain(input, options, path=printable(input))
+            print_json({**result.to_json(), "output": None})
+            return
         if dst.is_dir():
             dst = dst / f"{input.stem}.why.png"
         drawn_as = imageio.format_for_suffix(dst.suffix) or "PNG"
