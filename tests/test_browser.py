@@ -81,7 +81,7 @@ def test_look_harder_makes_the_page_sure_of_a_small_face(page, tmp_path, astrona
     again.write_bytes(src.read_bytes())
     page.set_input_files("#picker", str(again))
     page.wait_for_function("document.querySelectorAll('.card[data-state=done]').length === 2", timeout=60_000)
-    assert page.locator(".card").first.locator(".decision").inner_text() == "turned back by 90°"
+    assert page.locator(".card").last.locator(".decision").inner_text() == "turned back by 90°"  # in upload order
     assert page.locator(".count-turned").inner_text() == "1" and page.locator(".count-unsure").inner_text() == "1"
 
 
@@ -199,3 +199,59 @@ def test_the_page_fits_a_phone_screen(page_url, tmp_path, astronaut_small):
             pg.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
         finally:
             browser.close()
+
+
+def test_the_page_has_no_rough_edges(page_url, tmp_path, astronaut_small):
+    """An empty page shows no summary or ZIP button; cards come in the order given;
+    a HEIC's original is a note, not a broken image; a picture faceup is not sure
+    of is captioned as left as it was; a failed upload shows no pictures, no "why?"
+    and no download; "no faces found" is a sentence, not a numbered item; no 404
+    (the favicon) on load."""
+    from pathlib import Path
+
+    from playwright.sync_api import sync_playwright
+
+    samples = Path(__file__).resolve().parents[1] / "src" / "faceup" / "samples"
+    missing: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            pg = browser.new_page()
+            pg.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
+            pg.goto(page_url + "/")
+            pg.wait_for_load_state("networkidle")
+            assert not pg.locator("#summary").is_visible() and not pg.locator("#zip").is_visible()
+            bad = tmp_path / "broken.jpg"
+            bad.write_bytes(b"not a picture")
+            files = [samples / "astronaut-turned-90.jpg", samples / "chelsea-turned-270.heic",
+                     samples / "rocket-turned-90.jpg", bad, samples / "coffee-upright.webp"]
+            pg.set_input_files("#picker", [str(f) for f in files])
+            pg.wait_for_function("document.querySelectorAll('.card[data-state=done], .card[data-state=error]')"
+                                 ".length === 5", timeout=120_000)
+            pg.wait_for_load_state("networkidle")
+            cards = pg.locator(".card")
+            assert [cards.nth(i).locator(".name").inner_text() for i in range(5)] == [f.name for f in files]
+            # no broken image anywhere: every visible picture decoded
+            broken = pg.evaluate("Array.from(document.querySelectorAll('img')).filter(i => i.offsetParent !== null"
+                                 " && !(i.complete && i.naturalWidth > 0)).map(i => i.className)")
+            assert broken == [], broken
+            heic = cards.nth(1)
+            assert heic.locator(".placeholder").is_visible() and not heic.locator(".original").is_visible()
+            for i in (2, 4):  # the rocket and the coffee cup: faceup is not sure of them here
+                card = cards.nth(i)
+                if card.locator(".decision").inner_text().startswith("not sure"):
+                    assert card.locator(".fixedcaption").inner_text() == "left as it was (not sure)"
+            assert cards.nth(0).locator(".fixedcaption").inner_text() == "upright"
+            failed = cards.nth(3)
+            assert failed.get_attribute("data-state") == "error"
+            assert not failed.locator("img").first.is_visible()
+            assert not failed.locator(".whybutton").is_visible() and not failed.locator(".download").is_visible()
+            rocket = cards.nth(2)
+            pg.wait_for_function("document.querySelectorAll('.card')[2].querySelector('.nofaces').hidden === false"
+                                 " || document.querySelectorAll('.card')[2].querySelectorAll('.faces li').length > 0")
+            if rocket.locator(".faces li").count() == 0:
+                assert rocket.locator(".nofaces").inner_text() == "No faces found."
+            assert pg.locator("#summary").is_visible() and pg.locator("#zip").is_enabled()
+        finally:
+            browser.close()
+    assert missing == [], missing

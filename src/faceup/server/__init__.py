@@ -143,6 +143,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def page():
         return FileResponse(STATIC / "index.html")
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon():
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
+
     @app.get("/health", summary="Liveness: 200 when the process serves")
     async def health():
         return {"status": "ok"}

@@ -13,8 +13,16 @@ const SHOWABLE = ["image/jpeg", "image/png", "image/webp", "image/gif", "image/b
 async function fixOne(file) {
   const card = template.content.firstElementChild.cloneNode(true);
   card.querySelector(".name").textContent = file.name;
-  results.prepend(card);
-  if (SHOWABLE.includes(file.type)) card.querySelector(".original").src = URL.createObjectURL(file);
+  results.append(card);  // in the order the pictures were given
+  const original = card.querySelector(".original");
+  if (SHOWABLE.includes(file.type)) {
+    original.src = URL.createObjectURL(file);
+    original.hidden = false;
+  } else {  // HEIC, AVIF, TIFF: most browsers cannot show them; say so instead of a broken image
+    const note = card.querySelector(".placeholder");
+    note.textContent = `${file.name}: this browser cannot show this format; the picture beside it is faceup's, as a JPEG`;
+    note.hidden = false;
+  }
   const form = new FormData();
   form.append("file", file);
   const minconf = document.getElementById("minconf").value;
@@ -36,7 +44,9 @@ async function fixOne(file) {
     const confident = res.headers.get("X-Faceup-Confident") === "true";
     const turned = res.headers.get("X-Faceup-Turned") === "true";
     card.querySelector(".fixed").src = url;
-    if (!card.querySelector(".original").src) card.querySelector(".original").alt = "original (not shown by this browser)";
+    // the second picture is what faceup writes: upright, or left as it was when not sure
+    card.querySelector(".fixedcaption").textContent = turned ? "upright"
+      : (confident ? "upright (no change needed)" : "left as it was (not sure)");
     card.querySelector(".rotation").textContent = `${rotation}° clockwise`;
     card.querySelector(".angle").textContent = angle ? `${angle}°` : "—";
     card.querySelector(".confidence").textContent = confidence.toFixed(3);
@@ -45,6 +55,9 @@ async function fixOne(file) {
       : (confident ? "already upright" : "not sure: left as it is");
     const link = card.querySelector(".download");
     link.href = url;
+    link.hidden = false;
+    link.textContent = turned ? "Download the upright picture" : "Download the picture";
+    card.querySelector(".whybutton").hidden = false;
     const cd = res.headers.get("Content-Disposition") || "";
     const m = cd.match(/filename="([^"]+)"/);
     link.download = m ? m[1] : "upright-" + file.name;
@@ -58,6 +71,8 @@ async function fixOne(file) {
     card.dataset.state = "done";
   } catch (err) {
     card.querySelector(".error").textContent = "Error: " + err.message;
+    card.querySelector(".pair").hidden = true;  // no pictures to show: no broken images
+    card.querySelector("dl").hidden = true;
     card.dataset.state = "error";
     count("failed");
   }
@@ -179,7 +194,7 @@ async function showFaces(card, file, form) {
     li.textContent = parts.join(", ") || "face";
     list.appendChild(li);
   });
-  if (!result.faces.length) list.innerHTML = "<li class='face none'>no faces found</li>";
+  card.querySelector(".nofaces").hidden = result.faces.length > 0;
 }
 
 // The background tool of one card: POST /background with the original picture
