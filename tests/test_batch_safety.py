@@ -329,3 +329,19 @@ def test_a_killed_run_takes_its_local_ray_with_it(tmp_path, archive):
             break
         time.sleep(0.5)
     assert not alive, f"{len(alive)} of Ray's processes outlived the killed run by 20 s"
+
+
+def test_a_successful_run_prints_faceups_lines_only(tmp_path, astronaut_small):
+    src = tmp_path / "p"
+    src.mkdir()
+    (src / "a.jpg").write_bytes(picture(astronaut_small, 90, "JPEG"))
+    env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}  # Ray's default: token notes
+    res = subprocess.run([str(BIN / "faceup"), "batch", str(src), "-o", str(tmp_path / "out")], capture_output=True,
+                         text=True, timeout=600, env=env)
+    assert res.returncode == 0, res.stderr
+    assert "core_worker" not in res.stderr and "Token authentication" not in res.stderr, res.stderr
+    assert res.stderr.strip() == "", res.stderr
+    assert "1 pictures: 0 done before, 1 now" in res.stdout
+    help_text = " ".join(subprocess.run([str(BIN / "faceup"), "batch", "--help"], capture_output=True, text=True,
+                                        env={**os.environ, "COLUMNS": "80"}).stdout.split())
+    assert "`faceup fix DIR` is quicker" in help_text

@@ -12,6 +12,7 @@ inputs without a row.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -262,10 +263,12 @@ def _locks(plan: Plan) -> list[tuple[Path, str]]:
 
 
 def run(plan: Plan, address: str | None = None, progress: Callable[[int, int], None] | None = None,
-        batch_size: int = BATCH) -> Summary:
+        batch_size: int = BATCH, verbose: bool = False) -> Summary:
     """Run the plan on Ray (a local instance started here when there is no
     `address` and no RAY_ADDRESS), journaling into its table. One run at a time
-    per output and per table: another one refuses at once (BatchError)."""
+    per output and per table: another one refuses at once (BatchError). Ray's own
+    log lines (its C++ core writes to the process's stderr) go to a log file
+    unless `verbose`; the file is named in the error when the run fails."""
     import time
 
     from faceup.batch import lock
@@ -286,8 +289,9 @@ def run(plan: Plan, address: str | None = None, progress: Callable[[int, int], N
             progress(summary.done_before, len(plan.paths))
         if todo:
             items = [_item(p, plan.dst[p], prior.get(p)) for p in todo]
-            summary.nodes, summary.actors = _run_on_ray(ray, items, job, journal, address, batch_size, summary,
-                                                        progress)
+            with _ray_log(verbose):
+                summary.nodes, summary.actors = _run_on_ray(ray, items, job, journal, address, batch_size, summary,
+                                                            progress)
         wanted = set(plan.paths)
         rows = [r for r in journal.rows() if r["path"] in wanted]
         journal.compact()
@@ -297,6 +301,37 @@ def run(plan: Plan, address: str | None = None, progress: Callable[[int, int], N
             summary.failed.append((row["path"], row["error"]))
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+@contextlib.contextmanager
+def _ray_log(verbose: bool):
+    """Ray's own messages (token notes, actor restart policies: meant for Ray's
+    developers) away from the user's terminal: this process's stderr (fd 2, where
+    Ray's C++ core writes) goes to a temporary log file for the block. faceup's
+    own progress bar writes to a copy of the terminal's stderr made before."""
+    if verbose:
+        yield
+        return
+    import sys
+    import tempfile
+
+    log = tempfile.NamedTemporaryFile(prefix="faceup-batch-ray-", suffix=".log", delete=False)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(log.fileno(), 2)
+    failed = True
+    try:
+        yield
+        failed = False
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        log.close()
+        if failed:
+            sys.stderr.write(f"(Ray's own log of this run: {log.name})\n")
+        else:
+            os.unlink(log.name)
 
 
 def _item(path: str, dst: str | None, prior: dict | None) -> dict:

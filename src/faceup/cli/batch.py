@@ -41,6 +41,8 @@ def batch(
                      "the source.")] = None,
     address: Annotated[Optional[str], typer.Option("--address", envvar="RAY_ADDRESS", help="A Ray cluster "
                        "to run on (ray start --head elsewhere). Default: a local Ray started here.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Show Ray's own log lines (by default they go to a "
+                       "log file, named only if the run fails).")] = False,
     fmt: Annotated[Optional[str], typer.Option("--format", help="Output format of fixed pictures "
                    "(default: each input's).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Pictures per Ray batch (a row "
@@ -71,7 +73,7 @@ def batch(
         plan = engine.prepare(source, mode, output, in_place, table, fmt, options, include_outputs)
         with progress(len(plan.paths), "batch", rate=True) as bar:
             task = bar.add_task("", total=len(plan.paths))
-            summary = engine.run(plan, address=address, batch_size=batch_size,
+            summary = engine.run(plan, address=address, batch_size=batch_size, verbose=verbose,
                                  progress=lambda done, total: bar.update(task, completed=done, total=total))
     except FaceupError as exc:
         error_line(str(exc))

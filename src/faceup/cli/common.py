@@ -6,6 +6,7 @@ command's parameters at start-up, and string annotations cost it a compile each.
 """
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -120,13 +121,17 @@ class _Bar:
         if self.shown:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=self.total, desc=self.label, unit=" pictures", file=sys.stderr, leave=False,
+            # a copy of the terminal's stderr: `faceup batch` sends fd 2 (Ray's own
+            # messages) to a log file while the bar is shown
+            self._tty = os.fdopen(os.dup(sys.stderr.fileno()), "w")
+            self.bar = tqdm(total=self.total, desc=self.label, unit=" pictures", file=self._tty, leave=False,
                             dynamic_ncols=True)
         return self
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.close()
+            self._tty.close()
 
     def add_task(self, *args, **kwargs) -> int:
         return 0
