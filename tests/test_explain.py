@@ -77,3 +77,15 @@ def test_post_explain_draws_or_answers_json(tmp_path, astronaut_small):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_explain_and_draw_take_a_file_object_as_the_other_calls_do(astronaut_small):
+    import io
+
+    from faceup import explain as why
+
+    data = jpeg_bytes(turn(astronaut_small, 90))
+    f = io.BytesIO(data)
+    result = why.explain(f)
+    assert result.prediction.rotation == 90
+    assert why.draw(f, result).size[0] > 300  # the same, now read, file object

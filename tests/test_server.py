@@ -259,3 +259,33 @@ def test_without_the_heic_extra_a_heic_upload_is_refused_with_the_install_comman
     assert "pip install 'faceup[heic]'" in refused.json()["error"]
     assert as_jpeg.status_code == 200 and as_jpeg.headers["content-type"] == "image/jpeg"
     assert Image.open(io.BytesIO(as_jpeg.content)).size == astronaut.size
+
+
+def test_openapi_describes_every_json_answer_and_the_headers_are_exposed(server, astronaut_small):
+    spec = httpx.get(server + "/openapi.json", timeout=10).json()
+    for path in ("/predict", "/analyze", "/info"):
+        op = spec["paths"][path].get("post") or spec["paths"][path].get("get")
+        schema = op["responses"]["200"]["content"]["application/json"]["schema"]
+        assert schema and schema != {}, path
+    props = spec["components"]["schemas"]["PredictionOut"]["properties"]
+    assert list(props) == CONTRACT_KEYS
+    r = httpx.post(server + "/fix", files={"file": ("a.jpg", jpeg_bytes(turn(astronaut_small, 90)), "image/jpeg")},
+                   timeout=60)
+    exposed = [h.strip().lower() for h in r.headers["Access-Control-Expose-Headers"].split(",")]
+    sent = [h.lower() for h in r.headers if h.lower().startswith("x-faceup-")]
+    assert len(sent) == 6 and all(h in exposed for h in sent), (sent, exposed)
+
+
+def test_options_are_checked_whole_when_made():
+    import pytest
+
+    from faceup import pipeline
+    from faceup.errors import BadOptionError, UnsupportedFormatError
+
+    with pytest.raises(UnsupportedFormatError):
+        pipeline.Options(format="xyz")
+    for bad in (7.0, -0.1, float("nan")):
+        with pytest.raises(BadOptionError):
+            pipeline.Options(min_confidence=bad)
+    with pytest.raises(BadOptionError):
+        pipeline.Options(max_pixels=0)

@@ -59,6 +59,9 @@ class Explanation:
     #: The face evidence of each turn (0, 90, 180, 270), and the faces behind it.
     face_evidence: tuple[float, ...]
     faces: list[FaceSeen] = field(default_factory=list)
+    #: The picture's bytes, when it was given as a file object (read once, here;
+    #: `draw` uses them when given the same, now exhausted, file object).
+    data: bytes | None = field(default=None, repr=False)
 
     def to_json(self) -> dict:
         # float64 before rounding (a float32 0.0001 prints as 9.999999747378752e-05), and
@@ -77,6 +80,9 @@ def explain(source: pipeline.Source, options: pipeline.Options | None = None, pa
     from faceup import faces
 
     options = options or pipeline.Options()
+    data = None
+    if hasattr(source, "read") and not isinstance(source, Image.Image):  # a file object: read it once
+        source = data = source.read()
     pred = pipeline.predict(source, options, path)
     if pred.exception is not None:
         raise pred.exception
@@ -111,7 +117,7 @@ def explain(source: pipeline.Source, options: pipeline.Options | None = None, pa
                                  landmarks=pts.tolist(), score=float(d.score),
                                  geometry=float(faces.upright_geometry(d))))
     return Explanation(prediction=pred, occlusion=occlusion, classifier=tuple(float(v) for v in p[0]),
-                       face_evidence=tuple(evidence), faces=seen)
+                       face_evidence=tuple(evidence), faces=seen, data=data)
 
 
 def draw(source: pipeline.Source, why: Explanation, options: pipeline.Options | None = None,
@@ -121,6 +127,8 @@ def draw(source: pipeline.Source, why: Explanation, options: pipeline.Options | 
     number by it; green when its landmarks are upright in that turn), beside the
     upright picture, with the figures below."""
     options = options or pipeline.Options()
+    if hasattr(source, "read") and not isinstance(source, Image.Image):
+        source = source.read() or why.data  # the file object `explain` read already
     picture = imageio.read(source, max_pixels=options.max_pixels, reduce_to=side)
     shown = imageio.eight_bit(picture.image).convert("RGB")
     scale = side / max(shown.size)

@@ -29,6 +29,7 @@ from faceup import __version__, imageio, orientation, pipeline
 from faceup.errors import FaceupError
 from faceup.models import base as models_base
 from faceup.server.guard import TimedH11Protocol, UploadGuard, content_disposition
+from faceup.server.schemas import AnalysisOut, InfoOut, PredictionOut
 from faceup.settings import Settings
 
 STATIC = Path(str(resources.files("faceup.server") / "static"))
@@ -158,7 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return [{"name": p.name, "description": p.description, "params": p.params} for p in presets.PRESETS.values()] \
             + [{"name": "auto", "description": "from the picture's own colours", "params": {}}]
 
-    @app.get("/info", summary="Version, models with their sha256, onnxruntime providers")
+    @app.get("/info", summary="Version, models with their sha256, onnxruntime providers", response_model=InfoOut)
     async def info():
         return models_base.describe_all()
 
@@ -233,7 +234,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         name = Path(file.filename or "picture").stem + ".why.png"
         return Response(answer, media_type="image/png", headers={"Content-Disposition": content_disposition(name)})
 
-    @app.post("/predict", summary="How each picture is turned (the CLI's JSON contract)")
+    @app.post("/predict", summary="How each picture is turned (the CLI's JSON contract)",
+              response_model=PredictionOut | list[PredictionOut])
     async def predict(
         request: Request,
         file: Annotated[list[UploadFile], File(description="One or more pictures (repeat the field).")],
@@ -267,7 +269,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return answers[0] if len(answers) == 1 else answers
 
     @app.post("/analyze", summary="Upright the picture, then every face with smile, age and gender",
-)
+              response_model=AnalysisOut)
     async def analyze(
         request: Request,
         file: Annotated[UploadFile, File(description="The picture.")],

@@ -1,0 +1,52 @@
+"""The shapes of the service's JSON answers, for `/openapi.json` (and so for its
+clients and the API fuzz): the CLI's JSON contract, key for key."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PredictionOut(BaseModel):
+    """How one picture is turned: `faceup predict --json`'s object."""
+
+    path: str | None = Field(description="The uploaded file's name.")
+    rotation: int | None = Field(description="Degrees clockwise the displayed picture is turned from upright "
+                                             "(0, 90, 180, 270); null when it could not be read.")
+    confidence: float | None = Field(description="Calibrated probability that `rotation` is right (0..1).")
+    confident: bool | None = Field(description="confidence at or above min_confidence: `fix` turns the picture.")
+    angle: float | None = Field(description="With fine: the angle in degrees clockwise (0..360), else null.")
+    exif_orientation: int | None = Field(description="The file's EXIF Orientation (1..8), already applied.")
+    error: str | None = Field(description="Why the picture could not be judged, else null.")
+
+
+class FaceOut(BaseModel):
+    box: list[float | None] = Field(description="[x0, y0, x1, y1] in the upright picture's pixels.")
+    score: float | None
+    landmarks: list[list[float | None]] = Field(description="Eyes, nose tip, mouth corners: [x, y] each.")
+    smile: float | None
+    age: float | None
+    gender: str | None
+    gender_score: float | None
+
+
+class AnalysisOut(PredictionOut):
+    """`predict`'s object plus every face of the upright picture."""
+
+    faces: list[FaceOut]
+
+
+class ModelOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    file: str
+    sha256: str
+    loaded: bool
+    providers: list[str]
+
+
+class InfoOut(BaseModel):
+    version: str
+    onnxruntime: str
+    execution_providers: list[str]
+    models: list[ModelOut]
