@@ -1,6 +1,5 @@
 """Commands that judge and turn pictures: predict, fix, explain."""
 
-import io
 import json
 import sys
 from dataclasses import dataclass
@@ -204,7 +203,9 @@ def fix(
         raise typer.Exit(2)
     jobs = _plan(input, output, in_place, fmt, "upright", recursive, include_outputs)
     if tag_only:
-        raise typer.Exit(_tag_all(jobs, options, in_place, sidecar, as_json))
+        from faceup.cli.tagging import tag_all
+
+        raise typer.Exit(tag_all(jobs, options, in_place, sidecar, as_json))
 
     failures: list[tuple[Path, str]] = []
     turned = 0
@@ -242,57 +243,6 @@ def fix(
     if len(jobs) > 1 and not as_json:
         summary_lines(len(jobs), turned, left, failures, options)
     raise typer.Exit(1 if failures else 0)
-
-
-def _tag_all(jobs: list[_Job], options: pipeline.Options, in_place: bool, sidecar: bool, as_json: bool) -> int:
-    """fix --tag-only: each picture's orientation tag (or sidecar) written; the
-    exit code."""
-    from faceup.batch.work import sidecar_of
-
-    failures: list[tuple[Path, str]] = []
-    turned, left = 0, []
-    with progress(len(jobs), "tagging") as bar:
-        task = bar.add_task("", total=len(jobs))
-        for job in jobs:
-            try:
-                if job.refused:
-                    raise FaceupError(job.refused)
-                tagged = pipeline.tag(job.src, options, path=printable(job.src), sidecar=sidecar)
-                side = sidecar_of(job.dst) if tagged.sidecar is not None else None
-                if side is not None and side.exists() and side.read_bytes() != tagged.sidecar:
-                    raise FaceupError(f"{printable(side)} exists already; faceup does not overwrite a sidecar")
-                if not in_place:
-                    imageio.write_atomic(job.dst, tagged.data)
-                elif tagged.data != job.src.read_bytes():
-                    imageio.write_atomic(job.dst, tagged.data, like=job.src)
-                if side is not None:
-                    imageio.write_atomic(side, tagged.sidecar)
-            except Exception as exc:  # noqa: BLE001 - one bad file never ends the batch
-                msg = str(exc) if isinstance(exc, (FaceupError, OSError)) else unexpected(exc)
-                failures.append((job.src, msg))
-                if as_json:
-                    print_json({**pipeline.Prediction(path=printable(job.src), error=msg).to_json(), "output": None,
-                                "turned": False, "status": "failed", "sidecar": None})
-                else:
-                    failed_line(job.src, msg)
-                bar.advance(task)
-                continue
-            pred = tagged.prediction
-            turned += pred.turned
-            if pred.status == "not sure":
-                left.append(pred)
-            if as_json:
-                print_json({**pred.to_json(), "output": printable(job.dst), "turned": pred.turned,
-                            "status": pred.status, "sidecar": None if side is None else printable(side)})
-            elif len(jobs) == 1 or not err.is_terminal:
-                how = (f"orientation in {printable(side)}" if side is not None else
-                       "orientation tag set" if pred.turned else "")
-                line = describe(pred, job.dst)
-                out.print(line.replace("turned back", f"{how}, pixels untouched", 1) if pred.turned else line)
-            bar.advance(task)
-    if len(jobs) > 1 and not as_json:
-        summary_lines(len(jobs), turned, left, failures, options)
-    return 1 if failures else 0
 
 
 def pipeline_options(min_confidence, max_pixels, fmt, fine, expand, fill, thorough, input, output) -> pipeline.Options:
@@ -361,55 +311,3 @@ def describe(pred: pipeline.Prediction, dst: Path) -> str:
         return (f"{pred.path}: looks turned {how} but confidence {pred.confidence:.3f} is below the "
                 f"minimum; left as it is{exif} -> {printable(dst)}")
     return f"{pred.path}: already upright (confidence {pred.confidence:.3f}){exif} -> {printable(dst)}"
-
-
-@app.command()
-def explain(
-    input: Annotated[Path, typer.Argument(metavar="PICTURE", help="A picture.", show_default=False)],
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="The explanation as a picture "
-                      "(PNG, JPEG or WebP, by the name's ending; a folder: NAME.why.png in it). Default: "
-                      "NAME.why.png beside the input; with --json, no picture unless -o is given.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the explanation as JSON (the occlusion grid, "
-                       "the classifier's probabilities, the faces in each turn).")] = False,
-    min_confidence: MinConfidence = None,
-    max_pixels: MaxPixels = imageio.DEFAULT_MAX_PIXELS,
-) -> None:
-    """Why this way up: which parts of the picture pushed the classifier toward the
-    turn it chose (an occlusion map), and the faces it saw in each turn."""
-    from faceup import explain as why
-
-    options = pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels)
-    try:
-        # the picture is written where -o says, or beside the input; with --json and
-        # no -o the JSON is the answer and nothing is written
-        dst = output or (None if as_json else input.with_name(f"{input.stem}.why.png"))
-        if dst is None:
-            result = why.explain(input, options, path=printable(input))
-            print_json({**result.to_json(), "output": None})
-            return
-        if dst.is_dir():
-            dst = dst / f"{input.stem}.why.png"
-        drawn_as = imageio.format_for_suffix(dst.suffix) or "PNG"
-        if drawn_as not in ("PNG", "JPEG", "WEBP"):
-            error_line(f"the explanation is drawn as PNG, JPEG or WebP; give -o a name ending .png, .jpg or .webp, "
-                   f"not {dst.suffix}")
-            raise typer.Exit(2)
-        if dst.resolve() == input.resolve():
-            error_line("the output is the input; give another -o")
-            raise typer.Exit(2)
-        result = why.explain(input, options, path=printable(input))
-        buf = io.BytesIO()
-        drawing = why.draw(input, result, options)
-        (drawing.convert("RGB") if drawn_as == "JPEG" else drawing).save(buf, drawn_as)
-        imageio.write_atomic(dst, buf.getvalue())
-    except FaceupError as exc:
-        error_line(str(exc))
-        raise typer.Exit(1) from None
-    except OSError as exc:
-        error_line(f"cannot write {printable(dst)}: {exc.strerror or exc}")
-        raise typer.Exit(1) from None
-    if as_json:
-        print_json({**result.to_json(), "output": printable(dst)})
-    else:
-        out.print(f"{printable(input)}: rotation {result.prediction.rotation}° (confidence "
-                  f"{result.prediction.confidence:.3f}), {len(result.faces)} face(s) seen -> {printable(dst)}")
