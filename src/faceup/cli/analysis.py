@@ -15,7 +15,6 @@ from faceup.cli.common import (
     Recursive,
     Thorough,
     app,
-    err,
     error_line,
     failed_line,
     out,
@@ -24,7 +23,7 @@ from faceup.cli.common import (
     progress,
     unexpected,
 )
-from faceup.cli.orientation import _output_format, _plan, summary_lines
+from faceup.cli.orientation import Tally, _output_format, _plan
 from faceup.errors import FaceupError
 from faceup.files import walk
 
@@ -128,8 +127,7 @@ def background(
         error_line(f"{exc}")
         raise typer.Exit(2) from None
     jobs = _plan(input, output, False, fmt, "background", recursive, include_outputs)
-    failures: list[tuple[Path, str]] = []
-    turned, left = 0, []
+    tally = Tally(len(jobs), as_json, options)
     with progress(len(jobs), "replacing backgrounds") as bar:
         task = bar.add_task("", total=len(jobs))
         for job in jobs:
@@ -137,25 +135,10 @@ def background(
                 result = pipeline.background(job.src, how, options, path=printable(job.src))
                 imageio.write_atomic(job.dst, result.data)
             except Exception as exc:  # noqa: BLE001 - one bad file never ends the batch
-                msg = str(exc) if isinstance(exc, (FaceupError, OSError)) else unexpected(exc)
-                failures.append((job.src, msg))
-                if as_json:
-                    print_json({**pipeline.Prediction(path=printable(job.src), error=msg).to_json(), "output": None,
-                                "turned": False, "status": "failed"})
-                else:
-                    failed_line(job.src, msg)
+                tally.failed(job.src, exc)
             else:
                 pred = result.prediction
-                turned += pred.turned
-                if pred.status == "not sure":
-                    left.append(pred)
-                if as_json:
-                    print_json({**pred.to_json(), "output": printable(job.dst), "turned": pred.turned,
-                                "status": pred.status})
-                elif len(jobs) == 1 or not err.is_terminal:
-                    how = f"turned back {pred.rotation}°, " if pred.turned else ""
-                    out.print(f"{printable(job.src)}: {how}background replaced -> {printable(job.dst)}")
+                turned = f"turned back {pred.rotation}°, " if pred.turned else ""
+                tally.done(pred, job.dst, f"{printable(job.src)}: {turned}background replaced -> {printable(job.dst)}")
             bar.advance(task)
-    if len(jobs) > 1 and not as_json:
-        summary_lines(len(jobs), turned, left, failures, options)
-    raise typer.Exit(1 if failures else 0)
+    raise typer.Exit(tally.close())

@@ -207,9 +207,7 @@ def fix(
 
         raise typer.Exit(tag_all(jobs, options, in_place, sidecar, as_json))
 
-    failures: list[tuple[Path, str]] = []
-    turned = 0
-    left: list[pipeline.Prediction] = []
+    tally = Tally(len(jobs), as_json, options)
     todo = [job for job in jobs if job.refused is None]
     with progress(len(jobs), "fixing") as bar:
         task = bar.add_task("", total=len(jobs))
@@ -221,28 +219,11 @@ def fix(
                     raise result
                 imageio.write_atomic(job.dst, result.data, like=job.src if in_place else None)
             except Exception as exc:  # noqa: BLE001 - one bad file never ends the batch
-                msg = str(exc) if isinstance(exc, (FaceupError, OSError)) else unexpected(exc)
-                failures.append((job.src, msg))
-                if as_json:
-                    print_json({**pipeline.Prediction(path=printable(job.src), error=msg).to_json(), "output": None,
-                                 "turned": False, "status": "failed"})
-                else:
-                    failed_line(job.src, msg)
-                bar.advance(task)
-                continue
-            pred = result.prediction
-            turned += pred.turned
-            if pred.status == "not sure":
-                left.append(pred)
-            if as_json:
-                print_json({**pred.to_json(), "output": printable(job.dst), "turned": pred.turned,
-                            "status": pred.status})
-            elif len(jobs) == 1 or not err.is_terminal:
-                out.print(describe(pred, job.dst))
+                tally.failed(job.src, exc)
+            else:
+                tally.done(result.prediction, job.dst, describe(result.prediction, job.dst))
             bar.advance(task)
-    if len(jobs) > 1 and not as_json:
-        summary_lines(len(jobs), turned, left, failures, options)
-    raise typer.Exit(1 if failures else 0)
+    raise typer.Exit(tally.close())
 
 
 def pipeline_options(min_confidence, max_pixels, fmt, fine, expand, fill, thorough, input, output) -> pipeline.Options:
@@ -284,20 +265,50 @@ def _fix_stream(input: Path, output: Optional[Path], fmt: Optional[str], as_json
         typer.echo(describe(pred, where), err=to_stdout)
 
 
-def summary_lines(total: int, turned: int, left: list[pipeline.Prediction], failures: list[tuple[Path, str]],
-                  options: pipeline.Options) -> None:
-    """The closing lines of a folder run: how many of each, then the pictures left
-    as they were because faceup was not sure, by name, and those that failed."""
-    upright = total - turned - len(left) - len(failures)
-    out.print(f"{total - len(failures)} of {total} pictures written: {turned} turned upright, {upright} already "
-              f"upright, {len(left)} not sure (left as they were: below the minimum confidence), "
-              f"{len(failures)} failed")
-    for pred in left:
-        how = f"{pred.angle:.1f}°" if pred.angle is not None else f"{pred.rotation}°"
-        out.print(f"  not sure {pred.path}: looks turned {how} but confidence {pred.confidence:.3f} is below "
-                  f"{options.threshold():.3f}; left as it is")
-    for src, msg in failures:
-        failed_line(src, msg, indent="  ")
+class Tally:
+    """The lines of a run over many pictures, the same for fix, fix --tag-only and
+    background: one JSON object per picture (--json), or a line per picture when
+    no one watches a progress bar, then the count of each outcome and, by name,
+    the pictures left as they were (not sure) and those that failed."""
+
+    def __init__(self, total: int, as_json: bool, options: pipeline.Options) -> None:
+        self.total, self.as_json, self.options = total, as_json, options
+        self.turned, self.left, self.failures = 0, [], []
+
+    def failed(self, src: Path, exc: Exception, **extra) -> None:
+        msg = str(exc) if isinstance(exc, (FaceupError, OSError)) else unexpected(exc)
+        self.failures.append((src, msg))
+        if self.as_json:
+            print_json({**pipeline.Prediction(path=printable(src), error=msg).to_json(), "output": None,
+                        "turned": False, "status": "failed", **extra})
+        else:
+            failed_line(src, msg)
+
+    def done(self, pred: pipeline.Prediction, dst: Path, line: str, **extra) -> None:
+        self.turned += pred.turned
+        if pred.status == "not sure":
+            self.left.append(pred)
+        if self.as_json:
+            print_json({**pred.to_json(), "output": printable(dst), "turned": pred.turned, "status": pred.status,
+                        **extra})
+        elif self.total == 1 or not err.is_terminal:
+            out.print(line)
+
+    def close(self) -> int:
+        """The closing lines (a run of several pictures, not --json); the exit code."""
+        if self.total > 1 and not self.as_json:
+            failures, left = self.failures, self.left
+            upright = self.total - self.turned - len(left) - len(failures)
+            out.print(f"{self.total - len(failures)} of {self.total} pictures written: {self.turned} turned upright, "
+                      f"{upright} already upright, {len(left)} not sure (left as they were: below the minimum "
+                      f"confidence), {len(failures)} failed")
+            for pred in left:
+                how = f"{pred.angle:.1f}°" if pred.angle is not None else f"{pred.rotation}°"
+                out.print(f"  not sure {pred.path}: looks turned {how} but confidence {pred.confidence:.3f} is below "
+                          f"{self.options.threshold():.3f}; left as it is")
+            for src, msg in failures:
+                failed_line(src, msg, indent="  ")
+        return 1 if self.failures else 0
 
 
 def describe(pred: pipeline.Prediction, dst: Path) -> str:
