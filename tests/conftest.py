@@ -7,7 +7,10 @@ import io
 import os
 import shutil
 import subprocess
+import socket
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -80,3 +83,47 @@ def data_root() -> Path | None:
 
     r = root()
     return r if (r / "faces").is_dir() else None
+
+
+# ------------------------------------------------------------------ a real server process
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(env_extra: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """`faceup serve` as a real process on a free port, once it answers /health."""
+    import httpx
+
+    port = free_port()
+    exe = os.path.join(os.path.dirname(sys.executable), "faceup")
+    env = {**os.environ, **(env_extra or {})}
+    # its log goes to a file: a pipe nobody reads fills after about 64 KB of access
+    # lines and then blocks the server mid-request (the API fuzz makes that many)
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen([exe, "serve", "--host", "127.0.0.1", "--port", str(port)], env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            log.seek(0)
+            raise RuntimeError(log.read().decode(errors="replace"))
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("server did not start in 60 s")
+
+
+@pytest.fixture(scope="module")
+def server():
+    proc, url = start_server()
+    yield url
+    proc.terminate()
+    proc.wait(10)

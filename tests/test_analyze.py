@@ -9,7 +9,6 @@ import pytest
 from PIL import Image
 
 from conftest import faceup_cli, jpeg_bytes, turn
-from test_server import server  # noqa: F401 - the real server fixture
 
 FACE_KEYS = ["box", "score", "landmarks", "smile", "age", "gender", "gender_score"]
 # where the astronaut's face is in the upright 512x512 picture (BlazeFace, checked by eye)

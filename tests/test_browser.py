@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from conftest import jpeg_bytes, turn
-from test_server import start_server
+from conftest import start_server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [pytest.mark.slow,

@@ -157,7 +157,7 @@ def test_the_server_sets_the_tag_too(astronaut_small):
     import io
 
     import httpx
-    from test_server import start_server
+    from conftest import start_server
 
     proc, url = start_server()
     try:

@@ -4,58 +4,16 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 import subprocess
-import sys
-import tempfile
-import time
 
 import httpx
 import pytest
 from PIL import Image
 
-from conftest import jpeg_bytes, mean_abs_diff, turn
+from conftest import jpeg_bytes, mean_abs_diff, start_server, turn
 from test_imageio import png_bomb
 
 CONTRACT_KEYS = ["path", "rotation", "confidence", "confident", "angle", "exif_orientation", "error"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(env_extra: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    exe = os.path.join(os.path.dirname(sys.executable), "faceup")
-    env = {**os.environ, **(env_extra or {})}
-    # its log goes to a file: a pipe nobody reads fills after about 64 KB of access
-    # lines and then blocks the server mid-request (the API fuzz makes that many)
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen([exe, "serve", "--host", "127.0.0.1", "--port", str(port)], env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            log.seek(0)
-            raise RuntimeError(log.read().decode(errors="replace"))
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("server did not start in 60 s")
-
-
-@pytest.fixture(scope="module")
-def server():
-    proc, url = start_server()
-    yield url
-    proc.terminate()
-    proc.wait(10)
 
 
 def test_fix_returns_the_upright_picture_with_headers(server, astronaut):

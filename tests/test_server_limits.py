@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from conftest import jpeg_bytes, turn
-from test_server import start_server
+from conftest import start_server
 
 LIMITS = {"FACEUP_HEADER_TIMEOUT": "2", "FACEUP_BODY_TIMEOUT": "3", "FACEUP_MAX_PARTS": "4",
           "FACEUP_MAX_REQUEST_PIXELS": "30000000"}
