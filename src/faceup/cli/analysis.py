@@ -23,7 +23,7 @@ from faceup.cli.common import (
     progress,
     unexpected,
 )
-from faceup.cli.orientation import Tally, _output_format, _plan
+from faceup.cli.outputs import Tally, _output_format, _plan
 from faceup.errors import FaceupError
 from faceup.files import walk
 

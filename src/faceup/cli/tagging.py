@@ -6,7 +6,7 @@ from faceup.cli.common import (
     printable,
     progress,
 )
-from faceup.cli.orientation import Tally, _Job, describe
+from faceup.cli.outputs import Tally, _Job, describe
 from faceup.errors import FaceupError
 
 
