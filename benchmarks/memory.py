@@ -16,9 +16,6 @@ Debian's `time`); the server row samples /proc/PID/status
 from __future__ import annotations
 
 import argparse
-import io
-import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -57,27 +54,12 @@ def peak_mb(cmd: list[str]) -> tuple[float, float, int]:
     return int(res.stderr.strip().splitlines()[-1]) / 1024, time.perf_counter() - t, res.returncode
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def server_peak(files: list[Path], clients: int) -> tuple[float, float, str]:
     import httpx
+    from load import serve  # the load benchmark's: a server on a free port, answering /health
 
-    port = free_port()
-    env = {**os.environ, "FACEUP_MAX_UPLOAD_BYTES": str(64 << 20)}
-    proc = subprocess.Popen([str(BIN / "faceup"), "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    proc, url = serve(env={"FACEUP_MAX_UPLOAD_BYTES": str(64 << 20)})
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
         idle = _vm(proc.pid, "VmRSS")
         codes: list[int] = []
 

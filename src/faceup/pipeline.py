@@ -255,7 +255,12 @@ def tag(source: Source, options: Options | None = None, path: str | None = None,
     if path is None and isinstance(source, (str, os.PathLike)):
         path = str(source)
     picture = imageio.read(source, max_pixels=options.max_pixels, reduce_to=PREDICT_DECODE_SIDE)
-    pred = _estimate(picture, options, path)
+    return tagged(picture, _estimate(picture, options, path), sidecar)
+
+
+def tagged(picture: imageio.Picture, pred: Prediction, sidecar: bool = False) -> Tagged:
+    """`tag`'s answer for a picture read and judged already (the batch job's
+    workers judge many at once)."""
     assert picture.data is not None
     if not pred.turned:
         return Tagged(prediction=pred, data=picture.data, format=picture.format)

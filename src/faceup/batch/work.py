@@ -14,7 +14,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from faceup import geometry, imageio, pipeline
+from faceup import imageio, pipeline
 from faceup.errors import FaceupError, InternalError, UnfaithfulWriteError, shown
 from faceup.files import write_atomic
 
@@ -151,26 +151,22 @@ def _finish(row: dict, item: dict, data: bytes, result, job: Job) -> None:
     if job.mode == Mode.FIX:
         _stage(row, item, data, result.data, dst, job, changed="replaced" if job.in_place else "written")
         return
-    # tag: no new pixels
+    # tag: no new pixels (the EXIF tag where the format holds it, else an XMP sidecar)
     if not pred.turned:
         _stage(row, item, data, data, dst, job, changed="written")
         return
-    if pred.angle is not None and abs(pred.angle - pred.rotation) > 0.05:
-        raise UnfaithfulWriteError("an orientation tag holds quarter turns only; this picture needs "
-                                   f"{pred.angle:.1f} degrees (use the fix mode)")
     picture = imageio.read(data, max_pixels=job.options.max_pixels, reduce_to=pipeline.PREDICT_DECODE_SIDE)
-    value = imageio.orientation_value(picture.exif_orientation, geometry.UNDO_CW[pred.rotation])
-    if picture.format in imageio.TAGGABLE:
-        _stage(row, item, data, imageio.with_orientation_tag(picture, value), dst, job, changed="tagged")
+    tagged = pipeline.tagged(picture, pred, sidecar=picture.format not in imageio.TAGGABLE)
+    if tagged.sidecar is None:
+        _stage(row, item, data, tagged.data, dst, job, changed="tagged")
         return
     sidecar = sidecar_of(dst)
     if sidecar.exists() and sha256(sidecar) != item.get("prior_sidecar_sha256"):
         raise UnfaithfulWriteError(f"{sidecar.name} exists already; faceup does not overwrite a sidecar")
-    xmp = imageio.xmp_orientation_sidecar(value)
     if not job.in_place:
         _stage(row, item, data, data, dst, job, changed="written")  # the picture itself, byte for byte
-    write_atomic(staged_path(sidecar), xmp)
-    row.update(action="sidecar", sidecar=str(sidecar), sidecar_sha256=hashlib.sha256(xmp).hexdigest())
+    write_atomic(staged_path(sidecar), tagged.sidecar)
+    row.update(action="sidecar", sidecar=str(sidecar), sidecar_sha256=hashlib.sha256(tagged.sidecar).hexdigest())
 
 
 def _stage(row: dict, item: dict, original: bytes, out: bytes, dst: Path, job: Job, changed: str) -> None:

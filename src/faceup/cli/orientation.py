@@ -109,13 +109,6 @@ def fix(
     standard output (the default for standard input), the report then on standard
     error."""
     use_threads(workers)
-    if str(input) == "-" or str(output) == "-":
-        _fix_stream(input, output, fmt, as_json, pipeline_options(min_confidence, max_pixels, fmt, fine, expand,
-                                                                 fill, thorough, input, output))
-        return
-    if not input.exists():
-        error_line(f"{input} does not exist")
-        raise typer.Exit(2)
     if in_place and output is not None:
         error_line("give either --output or --in-place, not both")
         raise typer.Exit(2)
@@ -124,13 +117,17 @@ def fix(
         raise typer.Exit(2)
     try:
         fmt = None if tag_only else _output_format(fmt, input, output)
-        if fmt:
-            imageio.normalize_format(fmt)
         options = pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels, format=fmt,
                                    fine=fine, expand=expand, fill=fill, thorough=thorough)
     except FaceupError as exc:
         error_line(f"{exc}")
         raise typer.Exit(2) from None
+    if str(input) == "-" or str(output) == "-":
+        _fix_stream(input, output, as_json, options)
+        return
+    if not input.exists():
+        error_line(f"{input} does not exist")
+        raise typer.Exit(2)
 
     if sidecar and not tag_only:
         error_line("--sidecar goes with --tag-only")
@@ -160,19 +157,7 @@ def fix(
     raise typer.Exit(tally.close())
 
 
-def pipeline_options(min_confidence, max_pixels, fmt, fine, expand, fill, thorough, input, output) -> pipeline.Options:
-    try:
-        return pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels,
-                                format=fmt or (None if str(output) in ("-", "None") else
-                                               imageio.format_for_suffix(Path(str(output)).suffix)),
-                                fine=fine, expand=expand, fill=fill, thorough=thorough)
-    except FaceupError as exc:
-        error_line(f"{exc}")
-        raise typer.Exit(2) from None
-
-
-def _fix_stream(input: Path, output: Optional[Path], fmt: Optional[str], as_json: bool,
-                options: pipeline.Options) -> None:
+def _fix_stream(input: Path, output: Optional[Path], as_json: bool, options: pipeline.Options) -> None:
     """fix with standard input and/or standard output (as rembg does: `cat a.jpg |
     faceup fix - > b.jpg`); what is said goes to standard error."""
     if str(input) != "-" and not input.is_file():

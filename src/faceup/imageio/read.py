@@ -200,29 +200,25 @@ def _decode(im: Image.Image, data: bytes, max_pixels: int, reduce_to: int | None
         reduced = im.size != before
 
     n_frames, durations = 1, None
+    small = None  # the picture reduced for a prediction (shorter side >= reduce_to), as JPEG's draft mode gives it
     if reduce_to and not keep_frames and fmt == "WEBP" and getattr(im, "n_frames", 1) == 1 \
             and min(im.size) >= 2 * reduce_to:
-        flat = _webp_decoded(data, im)
-        if flat is not None:  # decoded by libwebp into one buffer, then reduced at once
-            small = _reduced(flat, reduce_to)
-            del flat
-            exif, orientation = _orientation(im)
-            op = EXIF_TRANSPOSE[orientation]
-            return Picture(image=small.transpose(op) if op is not None else small, format=fmt,
-                           exif_orientation=orientation, data=data, icc_profile=im.info.get("icc_profile"),
-                           exif=exif if len(exif) else None, xmp=_xmp_of(im), reduced=True,
-                           full_size=_turned_size(im.size, op))
-    im.load()
-    if keep_frames and fmt in MULTI_FRAME_FORMATS and getattr(im, "n_frames", 1) > 1:
-        n_frames, durations = _check_frames(im, fmt, max_pixels)
+        flat = _webp_decoded(data, im)  # by libwebp into one buffer, then reduced at once
+        small = None if flat is None else _reduced(flat, reduce_to)
+        del flat
+    if small is None:
+        im.load()
+        if keep_frames and fmt in MULTI_FRAME_FORMATS and getattr(im, "n_frames", 1) > 1:
+            n_frames, durations = _check_frames(im, fmt, max_pixels)
+        if reduce_to and not keep_frames and fmt != "JPEG":
+            small = _reduced(im, reduce_to)  # the full picture is dropped at once
 
     exif, orientation = _orientation(im)
     quality = _jpeg_quality(im) if fmt == "JPEG" else None
     subsampling = JpegImagePlugin.get_sampling(im) if fmt == "JPEG" else -1
 
     op = EXIF_TRANSPOSE[orientation]
-    small = _reduced(im, reduce_to) if reduce_to and not keep_frames and fmt != "JPEG" else None
-    if small is not None:  # as JPEG's draft mode does: the full picture is dropped at once
+    if small is not None:
         reduced = True
         shown_image = small.transpose(op) if op is not None else small
     elif op is not None:

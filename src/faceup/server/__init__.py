@@ -134,8 +134,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def options(min_confidence: float | None, fmt: str | None = None, fine: bool = False,
                 expand: bool = False, fill: str = "blur", thorough: bool = False) -> pipeline.Options:
-        if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
-            raise ApiError(422, "min_confidence must be between 0 and 1")
         return pipeline.Options(
             min_confidence=min_confidence if min_confidence is not None else settings.min_confidence,
             max_pixels=settings.max_pixels, format=fmt, fine=fine, expand=expand, fill=fill, thorough=thorough)
