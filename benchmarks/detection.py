@@ -23,7 +23,6 @@ import argparse
 import json
 import time
 
-import numpy as np
 from PIL import Image
 
 from faceup import datasets, faces

@@ -14,12 +14,11 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import faceup_cli, jpeg_bytes, turn
+from conftest import faceup_cli, turn
 from PIL import Image
 
 pytest.importorskip("ray", reason="faceup batch needs the ray extra")

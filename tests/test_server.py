@@ -69,6 +69,28 @@ def test_predict_one_and_many(server, astronaut_small):
     assert "not a picture" in answers[3]["error"]
 
 
+def test_many_pictures_are_judged_together_with_the_clis_answers(server, astronaut_small, chelsea, tmp_path):
+    """/predict judges its pictures in chunks (one classifier run each): the answers
+    are the CLI's `predict --json` lines, in order, a bad part among them."""
+    import json
+
+    from conftest import faceup_cli
+
+    names = []
+    for i, r in enumerate((90, 0, 270, 180, 90, 0)):
+        img = astronaut_small if i % 2 else chelsea
+        names.append(f"{i}.jpg")
+        (tmp_path / names[-1]).write_bytes(jpeg_bytes(turn(img, r)))
+    (tmp_path / "bad.jpg").write_bytes(b"GIF89a" + b"\0" * 300)
+    names.insert(3, "bad.jpg")
+    files = [("file", (n, (tmp_path / n).read_bytes())) for n in names]
+    answers = httpx.post(server + "/predict", files=files, timeout=60).json()
+    cli = faceup_cli("predict", "--json", *names, cwd=tmp_path)
+    lines = [json.loads(line) for line in cli.stdout.splitlines()]
+    assert [a["path"] for a in answers] == names == [x["path"] for x in lines]
+    assert answers == lines
+
+
 def truncated_jpeg(img) -> bytes:
     data = jpeg_bytes(img)
     return data[: len(data) // 2]

@@ -80,11 +80,10 @@ DEFAULT_MASK = "zoom-mirror"  # chosen on the validation half of segmentation/pe
 
 def person_mask(image: Image.Image, variant: str = DEFAULT_MASK) -> Image.Image:
     """Mode "L" mask at the picture's size: 255 where a person is, soft edges."""
-    from faceup.models import get_model
+    from faceup.models import get
     from faceup.models.segmentation import SegmentationModel
 
-    model = get_model("segmentation")
-    assert isinstance(model, SegmentationModel)
+    model = get(SegmentationModel)
     rgb = image.convert("RGB")
     if max(rgb.size) > MASK_SIDE:  # the model sees 256 px: work small, and scale the answer once
         rgb.thumbnail((MASK_SIDE, MASK_SIDE), Image.Resampling.BILINEAR)

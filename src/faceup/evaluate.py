@@ -53,6 +53,17 @@ class Report:
     def n(self) -> int:
         return len(self.truth)
 
+    @classmethod
+    def merge(cls, name: str, reports: Iterable[Report]) -> Report:
+        """One report of every case of `reports` (the "all" row)."""
+        total = cls(name=name)
+        for rep in reports:
+            for attr in ("truth", "pred", "confidence", "confident"):
+                getattr(total, attr).extend(getattr(rep, attr))
+            total.errors += rep.errors
+            total.seconds += rep.seconds
+        return total
+
     def summary(self) -> dict:
         t, p = np.array(self.truth), np.array(self.pred)
         conf, ok = np.array(self.confident, dtype=bool), t == p
@@ -113,6 +124,53 @@ def evaluate_pictures(
         if on_step:
             on_step()
     return report
+
+
+#: The held-out parts of the shared data `sources(heldout=...)` knows.
+HELDOUT = ("faces", "crowds", "scenes", "people")
+
+
+def sources(directory: Path | None = None, heldout: str | None = None, data: Path | None = None,
+            limit: int | None = None) -> dict[str, list[Path]]:
+    """The upright pictures to measure, by source: a held-out part of the shared
+    data (faces: LFW, crowds, scenes, people), or a folder whose own files form one
+    source and each sub-folder another. `limit`: at most this many per source
+    (a seeded sample)."""
+    import random
+
+    from faceup import datasets
+    from faceup.errors import BadOptionError
+    from faceup.files import walk
+
+    found: dict[str, list[Path]] = {}
+    if heldout:
+        if heldout not in HELDOUT:
+            raise BadOptionError(f"`heldout` must be one of {', '.join(HELDOUT)}, not {heldout!r}")
+        root = datasets.data_root(data)
+        pick = {"faces": lambda: datasets.lfw(root), "crowds": lambda: datasets.crowds(root, "test"),
+                "scenes": lambda: datasets.scenes(root, "test"), "people": lambda: datasets.people(root)}
+        found[heldout] = pick[heldout]()
+    elif directory is not None and directory.is_dir():
+        subdirs = sorted(d for d in directory.iterdir() if d.is_dir() and not d.name.startswith("."))
+        top = list(walk(directory, False))
+        if top or not subdirs:
+            found[directory.name] = top
+        for d in subdirs:
+            found[d.name] = walk(d, True)
+    else:
+        raise BadOptionError("give a directory of upright pictures or `heldout`")
+    if limit:
+        found = {k: sorted(random.Random(0).sample(v, min(limit, len(v)))) for k, v in found.items()}
+    return found
+
+
+def run(sources: dict[str, list[Path]], options: pipeline.Options, trim: int = 0,
+        on_step: Callable[[], None] | None = None) -> tuple[list[dict], dict]:
+    """Every source's pictures turned four ways and judged: each source's summary,
+    and the summary of all of them."""
+    reports = [evaluate_pictures(load_upright(paths), options, Report(name=name), on_step=on_step, trim=trim)
+               for name, paths in sources.items()]
+    return [r.summary() for r in reports], Report.merge("all", reports).summary()
 
 
 def load_upright(paths: list[Path]) -> Iterable[tuple[str, Image.Image]]:
@@ -200,9 +258,10 @@ def evaluate_angles(name: str, paths: list[Path], seed: int = 0, draws: int = 1,
 
     from faceup import imageio
     from faceup.errors import FaceupError
-    from faceup.models import get_model
+    from faceup.models import get
+    from faceup.models.angle import AngleModel
 
-    model = model or get_model("angle")  # or a candidate (models.angle.AngleModel.from_file)
+    model = model or get(AngleModel)  # or a candidate (models.angle.AngleModel.from_file)
     rng = random.Random(seed)
     errors, seconds = [], 0.0
     for p in paths:

@@ -14,8 +14,9 @@ import numpy as np
 from PIL import Image
 
 from faceup import geometry
-from faceup.models import get_model
-from faceup.models.blazeface import BlazeFace, Detection
+from faceup.models import get
+from faceup.models.attributes import AgeGenderModel, GenderModel, SmileModel
+from faceup.models.blazeface import BlazeFace, BlazeFaceFull, BlazeFaceShort, Detection
 
 #: A face is evidence only when its landmarks are this close to upright geometry.
 GEOMETRY_POWER = 4.0
@@ -55,10 +56,12 @@ def upright_geometry(d: Detection) -> float:
     return float((level * below) ** GEOMETRY_POWER * nose_between)
 
 
+#: The two BlazeFace models every face search runs, the full-range one first.
+DETECTORS: tuple[type[BlazeFace], ...] = (BlazeFaceFull, BlazeFaceShort)
+
+
 def detector() -> BlazeFace:
-    m = get_model("blazeface_full")
-    assert isinstance(m, BlazeFace)
-    return m
+    return get(BlazeFaceFull)
 
 
 #: What the orientation's face evidence can try when the four views of the whole
@@ -164,10 +167,8 @@ def _loose_geometry(d: Detection) -> float:
 def _level_faces(view: Image.Image) -> dict[str, list[Detection]]:
     """Faces with a plausible eyes-above-mouth layout, per BlazeFace model."""
     out = {}
-    for name in ("blazeface_full", "blazeface_short"):
-        m = get_model(name)
-        assert isinstance(m, BlazeFace)
-        out[name] = [d for d in m.detect(view) if _loose_geometry(d) > 0.6]
+    for kind in DETECTORS:
+        out[kind.name] = [d for d in get(kind).detect(view) if _loose_geometry(d) > 0.6]
     return out
 
 
@@ -355,10 +356,8 @@ DETECT_MIN_SCORE = 0.6
 
 def _detect(image: Image.Image, min_score: float) -> list[Detection]:
     found: list[Detection] = []
-    for name in ("blazeface_full", "blazeface_short"):
-        m = get_model(name)
-        assert isinstance(m, BlazeFace)
-        found += [f for f in m.detect(image, min_score=min_score) if upright_geometry(f) > 0.05]
+    for kind in DETECTORS:
+        found += [f for f in get(kind).detect(image, min_score=min_score) if upright_geometry(f) > 0.05]
     return _merged(found)
 
 
@@ -475,15 +474,15 @@ def analyze(image: Image.Image, only: tuple[str, ...] = ANALYSES) -> list[Face]:
         return []
     crops = [face_crop(image, d) for d in dets]
     if "smile" in only:
-        smile = get_model("smile").predict(crops)
+        smile = get(SmileModel).predict(crops)
         for f, s in zip(faces, smile):
             f.smile = float(s)
-    cnn = get_model("agegender").predict(crops) if "age" in only or "gender" in only else []
+    cnn = get(AgeGenderModel).predict(crops) if "age" in only or "gender" in only else []
     if "age" in only:
         for f, (age, _, _) in zip(faces, cnn):
             f.age = age
     if "gender" in only:
-        readout = get_model("gender").predict([aligned_chip(image, d) for d in dets])
+        readout = get(GenderModel).predict([aligned_chip(image, d) for d in dets])
         for f, c, r in zip(faces, cnn, readout):
             f.gender, f.gender_score = gender_of(c, r)
     return faces

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from faceup.models import get_model
+from faceup.models import get
 from faceup.models.orientation import ROTATIONS, OrientationModel
 
 #: Used when the registry carries no calibrated default.
@@ -52,9 +52,7 @@ class Orientation:
 
 
 def model() -> OrientationModel:
-    m = get_model("orientation")
-    assert isinstance(m, OrientationModel)
-    return m
+    return get(OrientationModel)
 
 
 def default_min_confidence() -> float:
@@ -90,9 +88,9 @@ def classifier_input(image: Image.Image) -> np.ndarray:
 def scene_quarters(image: Image.Image) -> np.ndarray:
     """The generic angle model's probability that the picture is turned by about
     0, 90, 180 or 270 degrees (its posterior summed within 45 degrees of each)."""
-    from faceup.models.angle import sector
+    from faceup.models.angle import AngleModel, sector
 
-    post = get_model("angle").posterior(image)  # type: ignore[attr-defined]
+    post = get(AngleModel).posterior(image)
     return np.array([sector(post, 90.0 * k).sum() for k in range(4)])
 
 

@@ -169,9 +169,10 @@ SCENE_ANGLE_MIN_CONCENTRATION = 0.8
 def _scene_angle(image, rotation: int) -> float:
     """No face: the generic angle model (the scene's horizon), when it is sure and
     agrees with the quarter-turn decision; otherwise the quarter turn itself."""
-    from faceup.models import get_model
+    from faceup.models import get
+    from faceup.models.angle import AngleModel
 
-    angle, concentration = get_model("angle").predict(image)
+    angle, concentration = get(AngleModel).predict(image)
     nearest = int(round(angle / 90.0)) % 4 * 90
     if concentration >= SCENE_ANGLE_MIN_CONCENTRATION and nearest == rotation:
         return round(angle, 2) % 360.0
@@ -280,7 +281,7 @@ def predict_many(sources: Sequence[Source], options: Options | None = None,
     decodes without the GIL) and judged by one classifier run for all of them."""
     options = options or Options()
     pictures = _map(pool, lambda s: _read(s, options, for_fix=False), sources)
-    return _judge(pictures, options, _paths(sources, paths))
+    return _guarded(pictures, options, _paths(sources, paths), pool, for_fix=False)
 
 
 def fix_many(sources: Sequence[Source], options: Options | None = None,
@@ -289,7 +290,7 @@ def fix_many(sources: Sequence[Source], options: Options | None = None,
     is its FaceupError in the list (nothing raised, so a batch goes on)."""
     options = options or Options()
     pictures = _map(pool, lambda s: _read(s, options, for_fix=True), sources)
-    return _fix_read(pictures, options, _paths(sources, paths), pool)
+    return _guarded(pictures, options, _paths(sources, paths), pool, for_fix=True)
 
 
 def _fix_read(pictures: list, options: Options, paths: list[str | None],
@@ -348,7 +349,8 @@ def _iter(sources, options, paths, workers, chunk, for_fix):
             yield from pending.popleft().result()
 
 
-def _guarded(pictures: list, options: Options, paths: list[str | None], pool: Executor, for_fix: bool) -> list:
+def _guarded(pictures: list, options: Options, paths: list[str | None], pool: Executor | None,
+             for_fix: bool) -> list:
     """Judge (and turn back) a chunk; if something that is not faceup's own error
     breaks it, each picture again on its own, so that only the one at fault fails."""
     def run(pics, names):

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     inference_threads: int = 2
     #: onnxruntime threads per inference.
     ort_threads: int = 1
+    #: onnxruntime execution providers, best first, comma-separated (e.g.
+    #: "cuda,cpu"): each used when present, the CPU always last; GET /info shows the choice.
+    providers: str = ""
     min_confidence: float | None = None
     #: Pictures one POST /predict may carry (413 above it).
     max_parts: int = 16

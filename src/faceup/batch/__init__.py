@@ -24,6 +24,7 @@ from faceup import imageio, pipeline
 from faceup.batch.work import DONE, MODES, STAGED, Job, Mode, discard, sha256, sidecar_of, staged_path
 from faceup.errors import BadOptionError, BatchError, missing_extra, shown
 from faceup.files import walk, write_atomic
+from faceup.models import base as models_base
 
 #: Pictures per Ray batch: an actor judges it in chunks of pipeline.CHUNK, the
 #: next chunk decoded beside the current one's inference.
@@ -398,7 +399,7 @@ def _run_on_ray(ray, items: list[dict], job: Job, journal, address: str | None, 
         # the tasks that feed them and the job stalls (seen with Ray 2.60 on 2 cores).
         threads = max(1, int(per_node))
         ds = ray.data.from_items(items, override_num_blocks=max(1, len(items) // batch_size))
-        ds = ds.map_batches(_Worker, fn_constructor_args=(job, threads), batch_size=batch_size,
+        ds = ds.map_batches(_Worker, fn_constructor_args=(job, threads, models_base.runtime().providers), batch_size=batch_size,
                             batch_format="pyarrow", compute=ActorPoolStrategy(min_size=1, max_size=nodes),
                             num_cpus=max(0.5, per_node - 0.5))
         actors = nodes
@@ -438,10 +439,8 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
 class _Worker:
     """A Ray actor: loads the models once, then judges a batch at a time."""
 
-    def __init__(self, job: Job, threads: int):
-        from faceup.models import base
-
-        base.set_threads(1)  # inference on one thread, decoding on `threads` beside it
+    def __init__(self, job: Job, threads: int, providers: tuple[str, ...] = ()):
+        models_base.configure(threads=1, providers=providers)  # inference on one thread, decoding on `threads` beside it
         self.job, self.threads = job, threads
         pipeline.predict(_warmup_picture(), job.options)  # the models load now, once per actor
 

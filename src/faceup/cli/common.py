@@ -7,6 +7,7 @@ command's parameters at start-up, and string annotations cost it a compile each.
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -31,8 +32,20 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(version: Annotated[bool, typer.Option("--version", "-V", callback=_version, is_eager=True,
-                                                help="Print the version and exit.")] = False) -> None:
+                                                help="Print the version and exit.")] = False,
+          providers: Annotated[str, typer.Option("--providers", envvar="FACEUP_PROVIDERS", metavar="LIST",
+                               help="onnxruntime execution providers to run the models on, best first, "
+                                    "comma-separated (e.g. cuda,cpu); each is used when this onnxruntime "
+                                    "has it, the CPU always last. `faceup info` shows the choice.")] = "") -> None:
     """Find how a picture is turned and turn it back."""
+    from faceup.errors import FaceupError
+    from faceup.models import base
+
+    try:
+        base.configure(providers=[p.strip() for p in providers.split(",") if p.strip()])
+    except FaceupError as exc:
+        error_line(str(exc).replace("providers:", "--providers:", 1))
+        raise typer.Exit(2) from None
 
 
 class _Stream:
@@ -107,7 +120,7 @@ def use_threads(workers: int | None) -> None:
     fight the decoders."""
     from faceup.models import base
 
-    base.set_threads(1)
+    base.configure(threads=1, providers=base.runtime().providers)  # keeps --providers
 
 
 class _Bar:
@@ -162,6 +175,12 @@ def printable(path: Path) -> str:
 def unexpected(exc: Exception) -> str:
     """The message for an error that is not faceup's own: a bug, said plainly, and the batch goes on."""
     return f"unexpected error ({type(exc).__name__}: {shown(exc, 120)}); this is a bug in faceup, please report it"
+
+
+def flagged(msg: str) -> str:
+    """A library message in the CLI's spelling: the fields it names in backticks
+    (`min_confidence`) become the flags that set them (--min-confidence)."""
+    return re.sub(r"`([a-z][a-z_]*)`", lambda m: "--" + m[1].replace("_", "-"), msg)
 
 
 def error_line(msg: str) -> None:

@@ -25,7 +25,8 @@ def info(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     if as_json:
         print_json(d)
         return
-    out.print(f"faceup {d['version']}  onnxruntime {d['onnxruntime']}")
+    out.print(f"faceup {d['version']}  onnxruntime {d['onnxruntime']}  "
+              f"providers {', '.join(d['providers_used'])} (available: {', '.join(d['execution_providers'])})")
     for m in d["models"]:
         out.print(f"  {m['name']}: {m['file']} sha256 {m['sha256']}")
 
@@ -55,8 +56,11 @@ def serve(
         if not api_key:
             error_line(f"{api_key_file} holds no API key on its first line")
             raise typer.Exit(2)
-    overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers, "api_key": api_key}.items()
-                 if v is not None}
+    from faceup.models import base
+
+    asked = ",".join(base.runtime().providers) or None  # faceup --providers ... serve
+    overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers, "api_key": api_key,
+                                   "providers": asked}.items() if v is not None}
     if max_upload_mb is not None:
         overrides["max_upload_bytes"] = int(max_upload_mb * 1024 * 1024)
     settings = Settings(**overrides)

@@ -1,5 +1,6 @@
 """Commands that measure and retrain the models: evaluate, train."""
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Annotated, Optional
@@ -12,13 +13,13 @@ from faceup.cli.common import (
     Table,
     app,
     error_line,
+    flagged,
     out,
     print_json,
     progress,
     warning_line,
 )
-from faceup.errors import FaceupError, missing_extra
-from faceup.files import walk
+from faceup.errors import FaceupError
 
 
 @app.command()
@@ -43,7 +44,6 @@ def evaluate(
 ) -> None:
     """Turn upright pictures by 0/90/180/270 (or, with --task angle, by random
     angles, cropped to the largest inner rectangle), predict, and report."""
-    from faceup import datasets
     from faceup import evaluate as ev
 
     if confusion_png or reliability_png:
@@ -52,29 +52,11 @@ def evaluate(
         except FaceupError as exc:
             error_line(f"{exc}")
             raise typer.Exit(2) from None
-    sources: dict[str, list[Path]] = {}
-    if heldout:
-        root = datasets.data_root(data)
-        pick = {"faces": lambda: datasets.lfw(root), "crowds": lambda: datasets.crowds(root, "test"),
-                "scenes": lambda: datasets.scenes(root, "test"), "people": lambda: datasets.people(root)}
-        if heldout not in pick:
-            error_line(f"--heldout must be one of {', '.join(pick)}")
-            raise typer.Exit(2)
-        sources[heldout] = pick[heldout]()
-    elif directory is not None and directory.is_dir():
-        subdirs = sorted(d for d in directory.iterdir() if d.is_dir() and not d.name.startswith("."))
-        top = [f for f in walk(directory, False)]
-        if top or not subdirs:
-            sources[directory.name] = top
-        for d in subdirs:
-            sources[d.name] = walk(d, True)
-    else:
-        error_line("give a directory of upright pictures or --heldout")
-        raise typer.Exit(2)
-    if limit:
-        import random
-
-        sources = {k: sorted(random.Random(0).sample(v, min(limit, len(v)))) for k, v in sources.items()}
+    try:
+        sources = ev.sources(directory, heldout, data, limit)
+    except FaceupError as exc:
+        error_line(flagged(str(exc)))
+        raise typer.Exit(2) from None
 
     if task == "angle":
         if trim:
@@ -83,20 +65,10 @@ def evaluate(
         _evaluate_angle(sources, as_json, draws)
         return
     options = pipeline.Options(min_confidence=min_confidence)
-    total = ev.Report(name="all")
-    summaries = []
     n_all = sum(len(v) for v in sources.values())
     with progress(n_all, "evaluating") as bar:
         task = bar.add_task("", total=n_all)
-        for name, paths in sources.items():
-            rep = ev.evaluate_pictures(ev.load_upright(paths), options, ev.Report(name=name),
-                                       on_step=lambda: bar.advance(task), trim=trim)
-            summaries.append(rep.summary())
-            for attr in ("truth", "pred", "confidence", "confident"):
-                getattr(total, attr).extend(getattr(rep, attr))
-            total.errors += rep.errors
-            total.seconds += rep.seconds
-    overall = total.summary()
+        summaries, overall = ev.run(sources, options, trim, on_step=lambda: bar.advance(task))
     if confusion_png:
         ev.plot_confusion(overall, confusion_png)
     if reliability_png:
@@ -218,138 +190,30 @@ def train(
     train loss, the validation figures), curves.png, last.pt and best.pt; the
     exported ONNX holds the best epoch. --resume goes on after an interruption;
     the run stops early after --patience epochs without improvement."""
+    from faceup.train.run import TrainRequest, parse_also
+    from faceup.train.run import run as run_training
+
     try:
-        import onnx  # noqa: F401
-        import torch  # noqa: F401
-    except ImportError as exc:
-        error_line(str(missing_extra("training", "train", exc)))
+        req = TrainRequest(
+            task=task, directory=directory, data=data, out=out_dir, epochs=epochs, scale=scale, max_steps=max_steps,
+            batch=batch, freeze_blocks=freeze_blocks, install=install,
+            sources=tuple(x.strip() for x in sources.split(",") if x.strip()), samples=samples,
+            samples_per_picture=samples_per_picture, net_size=net_size, hard=hard, balance_ages=balance_ages,
+            resume=resume, patience=patience, crop=crop, network=network, init=init, also=parse_also(also),
+            backbone=backbone)
+        bars = contextlib.ExitStack()
+        with bars:
+            def on_progress(total: int, label: str):
+                bar = bars.enter_context(progress(total, label))
+                task_id = bar.add_task("", total=total)
+                return lambda: bar.advance(task_id)
+
+            result = run_training(req, on_progress)
+    except FaceupError as exc:
+        error_line(flagged(str(exc)))
         raise typer.Exit(2) from None
-    from faceup import datasets
-    from faceup.train import calibrate as cal
-
-    if task not in ("orientation", "angle", "smile", "agegender", "gender"):
-        error_line("--task must be orientation, angle, smile, agegender or gender")
-        raise typer.Exit(2)
-    if backbone != "mobilenet" and task in ("orientation", "gender"):
-        error_line("--backbone other than mobilenet is for --task smile (expression) or angle (lite2)")
-        raise typer.Exit(2)
-    if also and task != "angle":
-        error_line("--also is for --task angle")
-        raise typer.Exit(2)
-    out_dir = out_dir or Path("runs") / task
-    root = datasets.data_root(data)
-    if task == "gender":
-        from faceup.train.gender_head import SOURCES, build, training_faces
-
-        if network is None or not network.is_file():
-            error_line("--task gender needs --network: the converted face network (tools/convert_dlib_face.py, "
-                   "then tools/quantize_models.py gender)")
-            raise typer.Exit(2)
-        chosen = tuple(x.strip() for x in sources.split(",") if x.strip()) or SOURCES
-        try:
-            n = len(training_faces(root, chosen))
-        except ValueError as exc:
-            error_line(str(exc))
-            raise typer.Exit(2) from None
-        with progress(n, "embedding training faces") as bar:
-            task_id = bar.add_task("", total=n)
-            onnx_path, record = build(network, out_dir, root, chosen, on_step=lambda: bar.advance(task_id))
-        out.print(f"model: {onnx_path}")
-        if install:
-            out.print(f"installed as {cal.install(onnx_path, record, name='gender')}")
-        return
-    if task in ("smile", "agegender"):
-        from faceup.train.attributes import AttrConfig, train_attributes
-
-        if crop not in ("level", "aligned") or (crop != "level" and task != "smile"):
-            error_line("--crop is level or aligned, and aligned is for --task smile only")
-            raise typer.Exit(2)
-        if backbone not in ("mobilenet", "expression") or (backbone != "mobilenet" and task != "smile"):
-            error_line("--backbone is mobilenet or expression here, and expression is for --task smile only")
-            raise typer.Exit(2)
-        expression_net = network or Path(AttrConfig.expression_net)
-        if backbone == "expression" and not expression_net.is_file():
-            error_line(f"{expression_net}: no expression network there; make it with tools/convert_fer_expression.py "
-                   "(or give --network)")
-            raise typer.Exit(2)
-
-        onnx_path = train_attributes(AttrConfig(data=str(root), out=str(out_dir), task=task, epochs=epochs,
-                                                max_steps=max_steps, batch=batch, freeze_blocks=freeze_blocks,
-                                                sources=tuple(x.strip() for x in sources.split(",") if x.strip())
-                                                or None,
-                                                net_size=net_size, resume=resume, patience=patience,
-                                                balance_ages=balance_ages, crop=crop, backbone=backbone,
-                                                expression_net=str(expression_net),
-                                                limit=None if scale >= 1 else max(16, int(20000 * scale))))
-        out.print(f"model: {onnx_path}")
-        if install:
-            out.print(f"installed as {cal.install(onnx_path, {}, name=task)}")
-        return
-    if task == "angle":
-        from faceup.train.angle import SAMPLERS, AngleConfig, parse_also, train_angle
-
-        if init is not None and not init.is_file():
-            error_line(f"--init {init}: no such checkpoint (give a faceup run's best.pt)")
-            raise typer.Exit(2)
-
-        if samples not in SAMPLERS:
-            error_line(f"--samples must be one of {', '.join(SAMPLERS)}")
-            raise typer.Exit(2)
-        if backbone not in ("mobilenet", "lite2") or (init is not None and backbone != "mobilenet"):
-            error_line("--backbone is mobilenet or lite2 with --task angle, and --init needs mobilenet")
-            raise typer.Exit(2)
-
-        more = {"crowds": lambda: datasets.crowds(root, "train"), "frames68": lambda: datasets.frames68(root, "train")}
-        try:
-            also_parsed = parse_also(also, tuple(more))
-        except ValueError as exc:
-            error_line(f"--also {exc}")
-            raise typer.Exit(2) from None
-        if also_parsed and (directory is not None or not root.is_dir()):
-            error_line("--also adds parts of the shared data: give --data (or FACEUP_DATA), not a folder")
-            raise typer.Exit(2)
-        if directory is not None:
-            paths = datasets.list_pictures(directory)
-        elif root.is_dir():
-            paths = datasets.scenes(root, "train")
-        else:
-            error_line("give a folder of upright pictures, --data or FACEUP_DATA")
-            raise typer.Exit(2)
-        if not paths:
-            error_line(f"no pictures in {directory}")
-            raise typer.Exit(2)
-        limit = max(1, int(len(paths) * scale)) if scale < 1 else None
-        val_paths = () if directory is not None else tuple(str(p) for p in datasets.scenes(root, "val"))
-        onnx_path = train_angle(AngleConfig(data=str(directory or root), out=str(out_dir), epochs=epochs,
-                                            max_steps=max_steps, batch=batch, limit=limit,
-                                            freeze_blocks=freeze_blocks, samples=samples,
-                                            samples_per_picture=samples_per_picture, resume=resume,
-                                            patience=patience, val_paths=val_paths,
-                                            init=str(init) if init else None, backbone=backbone,
-                                            also=tuple(f"{n}:{k}" for n, k in also_parsed),
-                                            **({"size": net_size} if net_size else {})), paths,
-                                {name: more[name]() for name, _ in also_parsed})
-        out.print(f"model: {onnx_path}")
-        if install:
-            from faceup.models.angle import INPUT_SIZE
-
-            size = net_size or INPUT_SIZE
-            out.print(f"installed as {cal.install(onnx_path, {'input_size': size}, name='angle')}")
-        return
-
-    from faceup.train.orientation import TrainConfig
-    from faceup.train.orientation import train as run
-
-    if not root.is_dir():
-        error_line(f"no data at {root}; pass --data or set FACEUP_DATA")
-        raise typer.Exit(2)
-    cfg = TrainConfig(data=str(root), out=str(out_dir), epochs=epochs, scale=scale, max_steps=max_steps, batch=batch,
-                      freeze_blocks=freeze_blocks, resume=resume, patience=patience, hard=hard)
-    onnx_path = run(cfg)
-    meta = cal.calibrate(onnx_path, root, cfg.size, scale=min(1.0, scale * 10))
-    (out_dir / "calibration.json").write_text(json.dumps(meta, indent=2))
-    out.print(f"model: {onnx_path}")
-    out.print(json.dumps(meta, indent=2))
-    if install:
-        dest = cal.install(onnx_path, meta)
-        out.print(f"installed as {dest}")
+    out.print(f"model: {result.onnx}")
+    if req.task.value == "orientation":
+        out.print(json.dumps(result.meta, indent=2))
+    if result.installed:
+        out.print(f"installed as {result.installed}")

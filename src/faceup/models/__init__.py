@@ -3,6 +3,6 @@
 Importing this package registers every model class; weights load lazily."""
 
 from faceup.models import angle, attributes, blazeface, orientation, segmentation  # noqa: E402,F401 - register the models
-from faceup.models.base import Model, ModelInfo, describe_all, get_model, registry
+from faceup.models.base import Model, ModelInfo, Runtime, configure, describe_all, get, get_model, registry
 
-__all__ = ["Model", "ModelInfo", "describe_all", "get_model", "registry"]
+__all__ = ["Model", "ModelInfo", "Runtime", "configure", "describe_all", "get", "get_model", "registry"]

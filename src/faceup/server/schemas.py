@@ -49,4 +49,7 @@ class InfoOut(BaseModel):
     version: str
     onnxruntime: str
     execution_providers: list[str]
+    #: Asked for (settings), and used: those asked for that this onnxruntime has, then the CPU.
+    providers_asked: list[str]
+    providers_used: list[str]
     models: list[ModelOut]

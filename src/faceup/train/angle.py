@@ -34,6 +34,7 @@ from PIL import Image
 from faceup import geometry
 from faceup.models.angle import BINS, INPUT_SIZE, circular_mean
 from faceup.train.backbone import export_onnx, total_steps, trainee
+from faceup.train.run import parse_also
 from faceup.train.watch import VAL_LIMIT, Watch, batched
 
 
@@ -143,17 +144,6 @@ def soft_labels(angles: torch.Tensor, sigma_bins: float = 1.0) -> torch.Tensor:
     d = (angles[:, None] - centres[None, :] + 180.0) % 360.0 - 180.0
     w = torch.exp(-0.5 * (d / (sigma_bins * 360.0 / BINS)) ** 2)
     return w / w.sum(1, keepdim=True)
-
-
-def parse_also(text: str, known: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
-    """"crowds:14,frames68:3" -> (("crowds", 14), ("frames68", 3)); ValueError names what is wrong."""
-    out = []
-    for item in (x.strip() for x in text.split(",") if x.strip()):
-        name, _, n = item.partition(":")
-        if name not in known or not n.isdigit() or int(n) < 1:
-            raise ValueError(f"{item!r}: give NAME:SAMPLES with NAME one of {', '.join(known)} and SAMPLES >= 1")
-        out.append((name, int(n)))
-    return tuple(out)
 
 
 def train_angle(cfg: AngleConfig, paths: list[Path], also: dict[str, list[Path]] | None = None) -> Path:

@@ -1,0 +1,62 @@
+"""The library owns its orchestration: a training request and an evaluation's
+sources are checked by the library, whole, before any work; the CLI only
+respells the fields a message names as its flags."""
+
+import pytest
+from PIL import Image
+
+from faceup import evaluate, pipeline
+from faceup.errors import BadOptionError
+from faceup.train.run import Task, TrainRequest, parse_also
+
+
+@pytest.mark.parametrize("kw, says", [
+    ({"task": "xyz"}, "`task` must be one of orientation, angle"),
+    ({"task": "agegender", "backbone": "expression"}, "`backbone` for `task` agegender must be mobilenet"),
+    ({"task": "orientation", "also": (("crowds", 2),)}, "`also` is for `task` angle"),
+    ({"task": "angle", "also": (("lfw", 2),)}, "NAME:SAMPLES"),
+    ({"task": "angle", "samples": "round"}, "`samples` must be one of square, inner"),
+    ({"task": "agegender", "crop": "aligned"}, "aligned is for `task` smile only"),
+    ({"task": "gender"}, "`task` gender needs `network`"),
+    ({"scale": 0}, "`scale` must be in (0, 1]"),
+])
+def test_a_training_request_is_checked_whole_when_made(kw, says):
+    """Without torch: nothing here trains, the request refuses itself."""
+    with pytest.raises(BadOptionError) as e:
+        TrainRequest(**kw)
+    assert says in str(e.value)
+
+
+def test_a_good_training_request_names_its_task_and_run_folder(tmp_path):
+    req = TrainRequest(task="angle", also=parse_also("crowds:14, frames68:3"))
+    assert req.task is Task.angle and req.also == (("crowds", 14), ("frames68", 3))
+    assert str(req.run_folder) == "runs/angle" and TrainRequest(out=tmp_path).run_folder == tmp_path
+
+
+def test_the_cli_spells_the_fields_as_its_flags(tmp_path):
+    from conftest import faceup_cli
+
+    r = faceup_cli("train", "--task", "orientation", "--also", "crowds:2", "--out", str(tmp_path))
+    assert r.returncode == 2 and "--also is for --task angle" in r.stderr
+    r = faceup_cli("evaluate", "--heldout", "nowhere")
+    assert r.returncode == 2 and "--heldout must be one of faces" in r.stderr
+
+
+def test_evaluation_sources_and_the_merged_report(tmp_path, astronaut_small):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    astronaut_small.save(tmp_path / "top.jpg")
+    astronaut_small.save(tmp_path / "a" / "x.jpg")
+    Image.new("RGB", (64, 48), "white").save(tmp_path / "b" / "y.png")
+    found = evaluate.sources(tmp_path)
+    assert {k: len(v) for k, v in found.items()} == {tmp_path.name: 1, "a": 1, "b": 1}
+    with pytest.raises(BadOptionError, match="`heldout` must be one of"):
+        evaluate.sources(heldout="elsewhere")
+    with pytest.raises(BadOptionError, match="give a directory"):
+        evaluate.sources(tmp_path / "missing")
+    rows, overall = evaluate.run(found, pipeline.Options())
+    assert [r["name"] for r in rows] == [tmp_path.name, "a", "b"] and overall["name"] == "all"
+    assert overall["cases"] == sum(r["cases"] for r in rows) == 12
+    assert sum(map(sum, overall["confusion"])) == 12
+    # the astronaut (a face) is right every way, whatever the white square says
+    assert rows[0]["accuracy"] == 1.0 and rows[1]["accuracy"] == 1.0
