@@ -9,7 +9,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-fast fuzz docs venv test-deps browser bench soak clean
+.PHONY: run test test-fast fuzz docs venv test-deps browser image-tools image image-test bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +37,7 @@ $(VENV)/.test: pyproject.toml | $(BIN)/python
 	$(bytecode)
 	touch $@ $(VENV)/.runtime
 
-test-deps: $(VENV)/.test browser
+test-deps: $(VENV)/.test browser image-tools
 
 # Debian's Chromium for the browser test (playwright cannot download its own
 # browser here) and exiftool, the reader the orientation-tag tests check with.
@@ -49,6 +49,21 @@ browser:
 	      libimage-exiftool-perl >/dev/null) \
 	      || echo "chromium or exiftool could not be installed; the tests that need them will be skipped"; \
 	  else echo "no root/apt: the browser and exiftool tests will be skipped"; fi; }
+
+# Debian's podman, buildah and mmdebstrap for the container image (tests/test_image.py
+# is skipped, saying why, where they cannot be installed).
+image-tools:
+	@tools/image.sh tools || echo "podman, buildah or mmdebstrap could not be installed; the image tests will be skipped"
+
+# The container image localhost/faceup:latest (base: the slim Python image, or a
+# Debian base made with mmdebstrap when no registry answers), then its size by part.
+image: venv
+	tools/image.sh build
+	$(BIN)/python benchmarks/image_size.py
+
+# Build the image, serve /fix from it as its own user, run its HEALTHCHECK.
+image-test: test-deps
+	$(BIN)/python -m pytest -q tests/test_image.py
 
 run: venv
 	$(BIN)/faceup fix src/faceup/samples -o samples-upright
