@@ -60,3 +60,40 @@ def test_evaluation_sources_and_the_merged_report(tmp_path, astronaut_small):
     assert sum(map(sum, overall["confusion"])) == 12
     # the astronaut (a face) is right every way, whatever the white square says
     assert rows[0]["accuracy"] == 1.0 and rows[1]["accuracy"] == 1.0
+
+
+def test_every_operation_has_one_many_and_iter_in_order(astronaut_small, chelsea):
+    """analyze and background take many pictures as predict and fix do: read once,
+    judged together, a bad one answered in its place, the same answers as one by one."""
+    import io
+
+    from conftest import jpeg_bytes, turn
+
+    from faceup.background import Replacement
+    from faceup.errors import FaceupError, UnfaithfulWriteError
+
+    frames = [Image.new("RGB", (40, 30), c) for c in ("red", "blue")]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
+    pics = [jpeg_bytes(turn(astronaut_small, 90)), b"not a picture" * 10, buf.getvalue(), jpeg_bytes(chelsea)]
+    names = ["a.jpg", "b.jpg", "c.gif", "d.jpg"]
+
+    many = pipeline.analyze_many(pics, paths=names, only=["faces"])
+    assert [a.prediction.path for a in many] == names
+    assert many[0].prediction.rotation == 90 and len(many[0].faces) == 1 and many[0].faces[0].smile is None
+    assert many[1].prediction.error and not many[1].faces
+    assert [a.to_json() for a in pipeline.analyze_iter(pics, paths=names, only="faces", chunk=3)] == \
+           [a.to_json() for a in many] == [pipeline.analyze(p, path=n, only=("faces",)).to_json()
+                                           for p, n in zip(pics, names)]
+    with pytest.raises(BadOptionError, match="`only` takes faces, smile, age, gender; not race"):
+        pipeline.analyze_many(pics, only="faces,race")
+
+    how = Replacement(color="white")
+    got = pipeline.background_many(pics, how, paths=names)
+    assert isinstance(got[1], FaceupError) and isinstance(got[2], UnfaithfulWriteError)
+    assert got[0].prediction.rotation == 90 and got[0].data == pipeline.background(pics[0], how).data
+    assert [type(r) for r in pipeline.background_iter(pics, how, paths=names, chunk=2)] == [type(r) for r in got]
+    with pytest.raises(FaceupError, match="cannot write 'xyz'"):
+        pipeline.Options(format="xyz")  # refused when made, before any model runs
+    with pytest.raises(FaceupError, match="transparen"):  # refused before the first picture is read
+        pipeline.background_iter(pics, Replacement(transparent=True), pipeline.Options(format="jpeg"))

@@ -495,21 +495,84 @@ def upright_image(picture: imageio.Picture, pred: Prediction, options: Options):
     return image if turn is None else image.transpose(turn)
 
 
+def parse_only(text: str | Sequence[str] | None) -> tuple[str, ...]:
+    """The analyses asked for ("smile,age" or a sequence; None or empty: all of
+    them), refused with BadOptionError naming the field `only` if one is unknown."""
+    from faceup.faces import ANALYSES
+
+    asked = tuple(a.strip() for a in (text.split(",") if isinstance(text, str) else text or ()) if a.strip())
+    unknown = [a for a in asked if a not in ANALYSES]
+    if unknown:
+        raise BadOptionError(f"`only` takes {', '.join(ANALYSES)}; not {', '.join(unknown)}")
+    return asked or ANALYSES
+
+
 def analyze(source: Source, options: Options | None = None, path: str | None = None,
-            only: tuple[str, ...] | None = None) -> Analysis:
+            only: Sequence[str] | None = None) -> Analysis:
     """The orientation fix first, then every face of the upright picture with the
     analyses asked for (faces, smile, age, gender). Never raises for a bad picture."""
-    from faceup import faces
+    return analyze_many([source], options, [path], only)[0]
 
+
+def analyze_many(sources: Sequence[Source], options: Options | None = None,
+                 paths: Sequence[str | None] | None = None, only: Sequence[str] | None = None,
+                 pool: Executor | None = None) -> list[Analysis]:
+    """`analyze` for many pictures, in order: each read once (in `pool`), their
+    orientation judged by one classifier run, then the faces of each."""
     options = options or Options()
-    only = only or faces.ANALYSES
-    if path is None and isinstance(source, (str, os.PathLike)):
-        path = str(source)
+    only = parse_only(only)
+    paths = _paths(sources, paths)
+    pictures = _map(pool, lambda s: _read_whole(s, options), sources)
+    preds = _guarded(pictures, options, paths, pool, for_fix=False)
+
+    def faces_of(i: int) -> Analysis:
+        picture, pred = pictures[i], preds[i]
+        if not isinstance(picture, imageio.Picture) or pred.error is not None:
+            return Analysis(prediction=pred)
+        try:
+            return _faces(picture, pred, options, only)
+        except Exception as exc:  # noqa: BLE001 - a bug, said plainly on this picture only
+            error = InternalError(f"unexpected error ({type(exc).__name__}: {shown(exc, 120)}); "
+                                  "this is a bug in faceup, please report it")
+            return Analysis(prediction=Prediction(path=paths[i], error=str(error), exception=error))
+    return _map(pool, faces_of, range(len(pictures)))
+
+
+def analyze_iter(sources: Sequence[Source], options: Options | None = None,
+                 paths: Sequence[str | None] | None = None, only: Sequence[str] | None = None,
+                 workers: int | None = None, chunk: int = 4) -> Iterator[Analysis]:
+    """`analyze_many` for a stream of pictures, `chunk` at a time on `workers`
+    threads (default: every core), in order; at most one chunk of whole pictures
+    in memory. Never raises for a bad picture."""
+    only = parse_only(only)
+    return _chunked(lambda part, names, pool: analyze_many(part, options, names, only, pool),
+                    sources, paths, workers, chunk)
+
+
+def _chunked(many, sources: Sequence[Source], paths, workers: int | None, chunk: int) -> Iterator:
+    """`many(part, names, pool)` over `chunk` pictures at a time, on one pool of
+    `workers` threads, the answers in order."""
+    paths = _paths(sources, paths)
+    with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
+        for start in range(0, len(sources), chunk):
+            yield from many(sources[start:start + chunk], paths[start:start + chunk], pool)
+
+
+def _read_whole(source: Source, options: Options) -> imageio.Picture | FaceupError:
+    """The picture at full size (its faces are given in its own pixels), with the
+    classifier's input made beside it."""
     try:
         picture = imageio.read(source, max_pixels=options.max_pixels)
     except FaceupError as exc:
-        return Analysis(prediction=Prediction(path=path, error=str(exc), exception=exc))
-    pred = _estimate(picture, options, path)
+        return exc
+    picture.view = imageio.eight_bit(picture.image)
+    picture.square = orientation.classifier_input(picture.view)
+    return picture
+
+
+def _faces(picture: imageio.Picture, pred: Prediction, options: Options, only: tuple[str, ...]) -> Analysis:
+    from faceup import faces
+
     upright = upright_image(picture, pred, options)
     small = upright.convert("RGB")
     small.thumbnail((ANALYZE_SIDE, ANALYZE_SIDE))
@@ -526,17 +589,63 @@ def background(source: Source, how, options: Options | None = None, path: str | 
     (`how`: a background.Replacement). Raises FaceupError for a bad picture or option.
     The format is the input's (PNG when transparent and the input's format has no
     alpha channel) unless options.format says otherwise."""
+    result = background_many([source], how, options, [path])[0]
+    if isinstance(result, FaceupError):
+        raise result
+    return result
+
+
+def background_many(sources: Sequence[Source], how, options: Options | None = None,
+                    paths: Sequence[str | None] | None = None, pool: Executor | None = None) -> list[Fixed | FaceupError]:
+    """`background` for many pictures, in order: each read once (in `pool`), their
+    orientation judged by one classifier run, then each background replaced. A
+    picture that cannot be read or written is its FaceupError in the list; a bad
+    format or `how` raises BadOptionError before any work."""
     from faceup import background as bg
 
     options = options or Options()
-    if path is None and isinstance(source, (str, os.PathLike)):
-        path = str(source)
     bg.output_format(options.format, "PNG", how)  # a bad format is an error before the work
-    picture = imageio.read(source, max_pixels=options.max_pixels, keep_frames=True)
+    paths = _paths(sources, paths)
+    pictures = _map(pool, lambda s: _read_still(s, options), sources)
+    preds = _guarded(pictures, options, paths, pool, for_fix=False)
+
+    def replaced(i: int) -> Fixed | FaceupError:
+        picture, pred = pictures[i], preds[i]
+        if not isinstance(picture, imageio.Picture):
+            return picture
+        if pred.exception is not None:
+            return pred.exception
+        try:
+            image = bg.replace(upright_image(picture, pred, options), how, options.max_pixels)
+            fmt = bg.output_format(options.format, picture.format, how)
+            return Fixed(prediction=pred, data=imageio.encode(picture, image=image, format=fmt), format=fmt)
+        except FaceupError as exc:
+            return exc
+    return _map(pool, replaced, range(len(pictures)))
+
+
+def background_iter(sources: Sequence[Source], how, options: Options | None = None,
+                    paths: Sequence[str | None] | None = None, workers: int | None = None,
+                    chunk: int = 4) -> Iterator[Fixed | FaceupError]:
+    """`background_many` for a stream of pictures, `chunk` at a time on `workers`
+    threads (default: every core), in order."""
+    from faceup import background as bg
+
+    bg.output_format((options or Options()).format, "PNG", how)  # refused now, not at the first picture
+    return _chunked(lambda part, names, pool: background_many(part, how, options, names, pool),
+                    sources, paths, workers, chunk)
+
+
+def _read_still(source: Source, options: Options) -> imageio.Picture | FaceupError:
+    """The picture at full size, refused if it has more than one frame or page
+    (a new background is drawn for one still picture)."""
+    try:
+        picture = imageio.read(source, max_pixels=options.max_pixels, keep_frames=True)
+    except FaceupError as exc:
+        return exc
     if picture.n_frames > 1:
-        raise UnfaithfulWriteError(f"background replacement takes a still picture; this one has "
-                                   f"{picture.n_frames} frames or pages")
-    pred = _estimate(picture, options, path)
-    image = bg.replace(upright_image(picture, pred, options), how, options.max_pixels)
-    fmt = bg.output_format(options.format, picture.format, how)
-    return Fixed(prediction=pred, data=imageio.encode(picture, image=image, format=fmt), format=fmt)
+        return UnfaithfulWriteError(f"background replacement takes a still picture; this one has "
+                                    f"{picture.n_frames} frames or pages")
+    picture.view = imageio.eight_bit(picture.image)
+    picture.square = orientation.classifier_input(picture.view)
+    return picture

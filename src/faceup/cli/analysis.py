@@ -16,12 +16,12 @@ from faceup.cli.common import (
     Thorough,
     app,
     error_line,
+    flagged,
     failed_line,
     out,
     print_json,
     printable,
     progress,
-    unexpected,
 )
 from faceup.cli.outputs import Tally, _output_format, _plan
 from faceup.errors import FaceupError
@@ -43,13 +43,11 @@ def analyze(
 ) -> None:
     """Turn each picture upright, then find every face with smile, age and gender,
     in the coordinates of the upright picture."""
-    from faceup.faces import ANALYSES
-
-    asked = tuple(a.strip() for a in only.split(",")) if only else ANALYSES
-    unknown = [a for a in asked if a not in ANALYSES]
-    if unknown:
-        error_line(f"--only takes {', '.join(ANALYSES)}; not {', '.join(unknown)}")
-        raise typer.Exit(2)
+    try:
+        asked = pipeline.parse_only(only)
+    except FaceupError as exc:
+        error_line(flagged(str(exc)))
+        raise typer.Exit(2) from None
     options = pipeline.Options(min_confidence=min_confidence, max_pixels=max_pixels, fine=fine, thorough=thorough)
     items: list[Path] = []
     for p in paths:
@@ -57,11 +55,8 @@ def analyze(
     failures = 0
     with progress(len(items), "analysing") as bar:
         task = bar.add_task("", total=len(items))
-        for path in items:
-            try:
-                res = pipeline.analyze(path, options, path=printable(path), only=asked)
-            except Exception as exc:  # noqa: BLE001 - one file's bug must not end the batch
-                res = pipeline.Analysis(prediction=pipeline.Prediction(path=printable(path), error=unexpected(exc)))
+        answers = pipeline.analyze_iter(items, options, [printable(p) for p in items], asked)
+        for path, res in zip(items, answers):
             failures += res.prediction.error is not None
             if as_json:
                 print_json(res.to_json())
@@ -130,9 +125,12 @@ def background(
     tally = Tally(len(jobs), as_json, options)
     with progress(len(jobs), "replacing backgrounds") as bar:
         task = bar.add_task("", total=len(jobs))
-        for job in jobs:
+        results = pipeline.background_iter([job.src for job in jobs], how, options,
+                                           [printable(job.src) for job in jobs])
+        for job, result in zip(jobs, results):
             try:
-                result = pipeline.background(job.src, how, options, path=printable(job.src))
+                if isinstance(result, Exception):
+                    raise result
                 imageio.write_atomic(job.dst, result.data)
             except Exception as exc:  # noqa: BLE001 - one bad file never ends the batch
                 tally.failed(job.src, exc)

@@ -287,12 +287,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         min_confidence: Annotated[float | None, Form()] = None,
         thorough: Annotated[bool, Form(description=THOROUGH)] = False,
     ):
-        from faceup.faces import ANALYSES
-
         await single_fields(request)
-        asked = tuple(a.strip() for a in only.split(",")) if only else ANALYSES
-        if any(a not in ANALYSES for a in asked):
-            raise ApiError(422, f"only takes {', '.join(ANALYSES)}")
+        asked = pipeline.parse_only(only)  # BadOptionError: 422 naming `only`
         data = await read_upload(file)
         opts = options(min_confidence, fine=fine, thorough=thorough)
         pixel_budget([data])
