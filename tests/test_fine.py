@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import faceup_cli
 from PIL import Image
 
-from conftest import faceup_cli
 from faceup import geometry
 
 
@@ -71,3 +71,22 @@ def test_a_bad_fill_is_a_clear_error(tmp_path, astronaut_small):
     astronaut_small.save(p)
     res = faceup_cli("fix", "--fine", "--expand", "--fill", "not-a-colour", str(p), "-o", str(tmp_path / "o.png"))
     assert res.returncode == 2 and "fill" in res.stderr
+
+
+def test_a_clear_face_overrules_a_confidently_wrong_quarter_turn(astronaut):
+    """A face turned near 45 degrees can be put in the wrong quarter by the
+    classifier, confidently; the face's own clear reading decides then (it used
+    to be thrown away, 150 degrees off). The classifier's wrong decision is given
+    here as it comes from estimate_many; the face is found by the real detectors."""
+    from faceup import faces, imageio, orientation, pipeline
+
+    turned = turned_by(astronaut.resize((384, 384)), 35.0)
+    picture = imageio.read(turned)
+    view = imageio.eight_bit(picture.image)
+    small = view.copy()
+    small.thumbnail((pipeline.FINE_SIDE, pipeline.FINE_SIDE))
+    roll = faces.fine_angle(small, hint_cw=180)
+    assert roll is not None and roll.quality >= pipeline.FACE_DECIDES_QUALITY and circular_diff(roll.angle, 35) < 5
+    wrong = orientation.Orientation(rotation=180, confidence=0.99, scores=(0.0, 0.0, 0.99, 0.01))
+    pred = pipeline._estimate(picture, pipeline.Options(fine=True), None, wrong)
+    assert pred.rotation == 0 and circular_diff(pred.angle, 35) < 5, pred
