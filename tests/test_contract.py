@@ -7,7 +7,8 @@ from PIL import Image
 
 from faceup import evaluate, pipeline
 from faceup.errors import BadOptionError
-from faceup.train.run import Task, TrainRequest, parse_also
+from faceup.train.options import parse_also
+from faceup.train.run import Task, TrainRequest
 
 
 @pytest.mark.parametrize("kw, says", [

@@ -114,7 +114,7 @@ def test_angle_learns_from_more_parts_with_their_own_sample_counts(root, tmp_pat
     """--also (tried for the angle model, README): the crowd photos' training part adds
     its own samples; validation stays the scenes'; a bad entry or a folder is refused."""
     from faceup.errors import BadOptionError
-    from faceup.train.run import parse_also
+    from faceup.train.options import parse_also
 
     assert parse_also("crowds:14, frames68:3") == (("crowds", 14), ("frames68", 3))
     for bad in ("crowds", "crowds:0", "lfw:2", "crowds:x"):

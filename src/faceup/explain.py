@@ -17,11 +17,12 @@ draw both beside the upright picture.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from faceup import geometry, imageio, orientation, pipeline
+from faceup import imageio, orientation, pipeline
 from faceup.calibration import log_softmax
 from faceup.models.orientation import INPUT_SIZE, ROTATIONS
 from faceup.models.preprocess import square_input
@@ -40,15 +41,6 @@ NOTHING = 0.01
 
 
 @dataclass
-class FaceSeen:
-    turn_cw: int  # the quarter turn (clockwise, as `rotation`) under which this view is upright
-    box: list[float]  # in the displayed picture's pixels
-    landmarks: list[list[float]]
-    score: float
-    geometry: float  # 0..1: how upright its landmarks are in that view
-
-
-@dataclass
 class Explanation:
     prediction: pipeline.Prediction
     #: GRID x GRID: the fall of the chosen turn's log-probability when the cell is
@@ -58,7 +50,10 @@ class Explanation:
     classifier: tuple[float, ...]
     #: The face evidence of each turn (0, 90, 180, 270), and the faces behind it.
     face_evidence: tuple[float, ...]
-    faces: list[FaceSeen] = field(default_factory=list)
+    #: faces.Faces in the displayed picture's pixels, with the attributes `turn_cw`
+    #: (the quarter turn, clockwise as `rotation`, under which the face is upright)
+    #: and `geometry` (0..1: how upright its landmarks are in that view).
+    faces: Any = None
     #: The picture's bytes, when it was given as a file object (read once, here;
     #: `draw` uses them when given the same, now exhausted, file object).
     data: bytes | None = field(default=None, repr=False)
@@ -70,9 +65,9 @@ class Explanation:
                 "occlusion": (np.round(self.occlusion.astype(np.float64), 4) + 0.0).tolist(),
                 "classifier": [round(v, 4) for v in self.classifier],
                 "face_evidence": [round(v, 4) for v in self.face_evidence],
-                "faces": [{"turn": f.turn_cw, "box": [round(v, 1) for v in f.box],
-                           "landmarks": [[round(x, 1), round(y, 1)] for x, y in f.landmarks],
-                           "score": round(f.score, 3), "geometry": round(f.geometry, 3)} for f in self.faces]}
+                "faces": [{"turn": int(f.turn_cw), "box": [round(v, 1) for v in f.box],
+                           "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in f.keypoints],
+                           "score": round(f.score, 3), "geometry": round(float(f.geometry), 3)} for f in self.faces]}
 
 
 def explain(source: pipeline.Source, options: pipeline.Options | None = None, path: str | None = None) -> Explanation:
@@ -106,18 +101,15 @@ def explain(source: pipeline.Source, options: pipeline.Options | None = None, pa
     seen, evidence = [], []
     w, h = view.size
     for fv in faces.views(view):
-        turn_cw = (90 * fv.turn) % 360  # the view turned j quarter turns back is upright when rotation is 90 j
         evidence.append(fv.evidence)
-        for d in fv.detections:
-            pts = geometry.unmap_points(np.asarray(d.keypoints)[:, :2], w, h, -90 * fv.turn)
-            corners = [(d.box[0], d.box[1]), (d.box[2], d.box[1]), (d.box[2], d.box[3]), (d.box[0], d.box[3])]
-            cs = geometry.unmap_points(corners, w, h, -90 * fv.turn)
-            seen.append(FaceSeen(turn_cw=turn_cw, box=[float(cs[:, 0].min()), float(cs[:, 1].min()),
-                                                       float(cs[:, 0].max()), float(cs[:, 1].max())],
-                                 landmarks=pts.tolist(), score=float(d.score),
-                                 geometry=float(faces.upright_geometry(d))))
+        found = fv.detections
+        # the view turned j quarter turns back is upright when rotation is 90 j
+        seen.append(found.with_attributes(
+            turn_cw=np.full(len(found), (90 * fv.turn) % 360),
+            geometry=np.array([faces.upright_geometry(d) for d in found], dtype=np.float64),
+        ).unturned(fv.turn, w, h))
     return Explanation(prediction=pred, occlusion=occlusion, classifier=tuple(float(v) for v in p[0]),
-                       face_evidence=tuple(evidence), faces=seen, data=data)
+                       face_evidence=tuple(evidence), faces=faces.Faces.joined(seen, keep=True), data=data)
 
 
 def draw(source: pipeline.Source, why: Explanation, options: pipeline.Options | None = None,
@@ -140,7 +132,7 @@ def draw(source: pipeline.Source, why: Explanation, options: pipeline.Options | 
     for f in why.faces:
         colour = (40, 220, 90) if f.geometry >= 0.5 else (240, 200, 40)
         g.rectangle([v * fs for v in f.box], outline=colour, width=2)
-        for x, y in f.landmarks[:4]:
+        for x, y in f.keypoints[:4]:
             g.ellipse((x * fs - 2, y * fs - 2, x * fs + 2, y * fs + 2), fill=colour)
         g.text((f.box[0] * fs + 3, f.box[1] * fs + 2), f"{f.turn_cw}", fill=colour)
     upright = pipeline.upright_image(picture, why.prediction, options).convert("RGB")

@@ -8,7 +8,8 @@ landmark geometry is what tells the upright view apart.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from PIL import Image
@@ -22,12 +23,139 @@ from faceup.models.blazeface import BlazeFace, BlazeFaceFull, BlazeFaceShort, De
 GEOMETRY_POWER = 4.0
 
 
+#: Attributes that are points in the picture (moved with the faces' boxes).
+POINT_ATTRIBUTES = ("landmarks",)
+
+
+@dataclass(frozen=True)
+class Faces:
+    """Faces as arrays, in pixels of one picture: `boxes` (n, 4) as [x0, y0, x1,
+    y1], `keypoints` (n, 6, 2) (BlazeFace's: right eye, left eye, nose tip, mouth
+    centre, right and left ear tragion), `scores` (n,), and `attributes`: name ->
+    one row per face (the five landmarks, smile, age, gender, ...). Every stage
+    passes it along: detected, shifted out of a tile, merged, unturned out of a
+    quarter-turned view, clipped and scaled to the picture, given attributes,
+    written as JSON. Iterating gives each face as a `Detection`."""
+
+    boxes: np.ndarray
+    keypoints: np.ndarray
+    scores: np.ndarray
+    attributes: dict = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, found: Iterable[Detection]) -> Faces:
+        found = list(found)
+        if not found:
+            return cls.none()
+        return cls(np.array([d.box for d in found], dtype=np.float64),
+                   np.stack([np.asarray(d.keypoints, dtype=np.float64) for d in found]),
+                   np.array([d.score for d in found], dtype=np.float64))
+
+    @classmethod
+    def none(cls) -> Faces:
+        return cls(np.zeros((0, 4)), np.zeros((0, 6, 2)), np.zeros(0))
+
+    @classmethod
+    def joined(cls, parts: Iterable[Faces | list[Detection]], keep: bool = False) -> Faces:
+        """All faces of `parts`, in order; with `keep`, the attributes every part has."""
+        parts = [p if isinstance(p, Faces) else cls.of(p) for p in parts]
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return cls.none()
+        names = set.intersection(*(set(p.attributes) for p in parts)) if keep else set()
+        return cls(np.concatenate([p.boxes for p in parts]), np.concatenate([p.keypoints for p in parts]),
+                   np.concatenate([p.scores for p in parts]),
+                   {k: np.concatenate([np.asarray(p.attributes[k]) for p in parts]) for k in sorted(names)})
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def __iter__(self) -> Iterator[Detection]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def __getitem__(self, i: int) -> Detection:
+        return Detection(box=tuple(float(v) for v in self.boxes[i]), score=float(self.scores[i]),
+                         keypoints=self.keypoints[i], attributes={k: v[i] for k, v in self.attributes.items()})
+
+    @property
+    def widths(self) -> np.ndarray:
+        return self.boxes[:, 2] - self.boxes[:, 0]
+
+    def _moved(self, f) -> Faces:
+        """Every point moved by `f` ((m, 2) -> (m, 2)): boxes, keypoints, point attributes."""
+        attrs = {k: (f(np.asarray(v, np.float64).reshape(-1, 2)).reshape(np.shape(v)) if k in POINT_ATTRIBUTES
+                     else v) for k, v in self.attributes.items()}
+        return replace(self, boxes=f(self.boxes.reshape(-1, 2)).reshape(self.boxes.shape),
+                       keypoints=f(self.keypoints.reshape(-1, 2)).reshape(self.keypoints.shape), attributes=attrs)
+
+    def shifted(self, dx: float, dy: float) -> Faces:
+        """Moved by (dx, dy): from a crop's or a tile's coordinates into the picture's."""
+        return self._moved(lambda p: p + np.array([dx, dy]))
+
+    def scaled(self, factor: float) -> Faces:
+        """From a copy of the picture `factor` times smaller into the picture's pixels."""
+        return self._moved(lambda p: p * factor)
+
+    def clipped(self, w: float, h: float) -> Faces:
+        """Boxes cut to the picture (keypoints as they are)."""
+        boxes = np.column_stack([np.maximum(0.0, self.boxes[:, 0]), np.maximum(0.0, self.boxes[:, 1]),
+                                 np.minimum(float(w), self.boxes[:, 2]), np.minimum(float(h), self.boxes[:, 3])])
+        return replace(self, boxes=boxes.reshape(-1, 4))
+
+    def unturned(self, turn: int, w: float, h: float) -> Faces:
+        """From a view of the picture turned `turn` quarter turns counter-clockwise
+        back into the picture (`w` x `h`, the picture's own size): points mapped
+        back, each box the axis-aligned box around its four mapped corners."""
+        def back(p: np.ndarray) -> np.ndarray:
+            return geometry.unmap_points(p, w, h, -90 * turn)
+
+        x0, y0, x1, y1 = self.boxes.T
+        corners = back(np.stack([np.stack([x0, y0], 1), np.stack([x1, y0], 1), np.stack([x1, y1], 1),
+                                 np.stack([x0, y1], 1)], 1).reshape(-1, 2)).reshape(-1, 4, 2)
+        moved = self._moved(back)
+        boxes = np.concatenate([corners.min(1), corners.max(1)], axis=1) if len(self) else self.boxes
+        return replace(moved, boxes=boxes)
+
+    def merged(self, iou: float = 0.3) -> Faces:
+        """Overlapping faces (of both models, or of overlapping tiles) merged into
+        one each, weighted by score (attributes are not kept)."""
+        from faceup.models.blazeface import weighted_nms
+
+        if not len(self):
+            return Faces.none()
+        kept = weighted_nms(self.boxes, self.keypoints, self.scores, iou)
+        return Faces(np.array([b for b, _, _ in kept], dtype=np.float64), np.stack([k for _, k, _ in kept]),
+                     np.array([s for _, _, s in kept], dtype=np.float64))
+
+    def with_attributes(self, **rows) -> Faces:
+        """These faces with more attributes, one row per face each."""
+        return replace(self, attributes={**self.attributes, **rows})
+
+    def largest(self) -> Detection | None:
+        return self[int(np.argmax(self.widths))] if len(self) else None
+
+    def to_json(self) -> list[dict]:
+        """The faces of `faceup analyze --json`: box, score, the five landmarks and
+        the analyses (None where not asked), rounded."""
+        def r(v, n):
+            return None if v is None else round(float(v), n)
+
+        out = []
+        for d in self:
+            out.append({"box": [r(v, 2) for v in d.box], "score": r(d.score, 3),
+                        "landmarks": [[r(x, 2), r(y, 2)] for x, y in (d.landmarks if d.landmarks is not None else [])],
+                        "smile": r(d.smile, 3), "age": r(d.age, 1), "gender": d.gender,
+                        "gender_score": r(d.gender_score, 3)})
+        return out
+
+
 @dataclass(frozen=True)
 class FaceView:
     """The faces found in one quarter-turned view of the picture."""
 
     turn: int  # quarter turns counter-clockwise applied to the displayed picture
-    detections: list[Detection]
+    detections: Faces
     evidence: float
 
 
@@ -84,14 +212,14 @@ def views(image: Image.Image, fallback: str = "none") -> list[FaceView]:
     (sum of score x geometry x relative size, so big clear faces count most);
     where none is found, the `fallback` steps."""
     out = _views(image, detector().detect)
-    return out if any(v.detections for v in out) else fallback_views(image, fallback)
+    return out if any(len(v.detections) for v in out) else fallback_views(image, fallback)
 
 
 def fallback_views(image: Image.Image, fallback: str) -> list[FaceView]:
     """`views` by the steps of EVIDENCE_FALLBACKS[fallback], for a picture whose
     whole views showed no face: the first step that finds one answers."""
     det = detector()
-    out = [FaceView(turn=j, detections=[], evidence=0.0) for j in range(4)]
+    out = [FaceView(turn=j, detections=Faces.none(), evidence=0.0) for j in range(4)]
     for step in EVIDENCE_FALLBACKS[fallback]:
         if step == "tiles" and max(image.size) >= TILE_MIN_SIDE:
             out = _views(image, lambda view: _tiled(view, 2, det.detect, whole=False))
@@ -99,7 +227,7 @@ def fallback_views(image: Image.Image, fallback: str) -> list[FaceView]:
             from PIL import ImageOps
 
             out = _views(ImageOps.equalize(image.convert("L")).convert("RGB"), det.detect)
-        if any(v.detections for v in out):
+        if any(len(v.detections) for v in out):
             break
     return out
 
@@ -109,7 +237,7 @@ def _views(image: Image.Image, detect) -> list[FaceView]:
     out = []
     for j in range(4):
         view = geometry.quarter_turn(image, -90 * j)  # j quarter turns counter-clockwise
-        found = detect(view)
+        found = Faces.of(detect(view))
         ev = 0.0
         for d in found:
             size = min(1.0, 4.0 * d.width / side) ** 0.5
@@ -260,29 +388,6 @@ def _mirror_rolls(view: Image.Image, d: Detection, per_model: dict[str, list[Det
 # --------------------------------------------------------------------------- analysis
 
 
-@dataclass
-class Face:
-    """One face in the upright picture. box [x0, y0, x1, y1] and landmarks (right
-    eye, left eye, nose tip, right and left mouth corner approximations, as five
-    [x, y]) in pixels of the upright picture; attributes None when not asked."""
-
-    box: list[float]
-    score: float
-    landmarks: list[list[float]]
-    smile: float | None = None
-    age: float | None = None
-    gender: str | None = None
-    gender_score: float | None = None
-
-    def to_json(self) -> dict:
-        r2 = lambda v: None if v is None else round(float(v), 2)  # noqa: E731
-        r3 = lambda v: None if v is None else round(float(v), 3)  # noqa: E731
-        return {"box": [r2(v) for v in self.box], "score": r3(self.score),
-                "landmarks": [[r2(x), r2(y)] for x, y in self.landmarks],
-                "smile": r3(self.smile), "age": None if self.age is None else round(float(self.age), 1),
-                "gender": self.gender, "gender_score": r3(self.gender_score)}
-
-
 ANALYSES = ("faces", "smile", "age", "gender")
 
 
@@ -354,29 +459,11 @@ def aligned_chip(image: Image.Image, d: Detection | None) -> np.ndarray:
 DETECT_MIN_SCORE = 0.6
 
 
-def _detect(image: Image.Image, min_score: float) -> list[Detection]:
+def _detect(image: Image.Image, min_score: float) -> Faces:
     found: list[Detection] = []
     for kind in DETECTORS:
         found += [f for f in get(kind).detect(image, min_score=min_score) if upright_geometry(f) > 0.05]
-    return _merged(found)
-
-
-def _merged(found: list[Detection]) -> list[Detection]:
-    """Overlapping detections (of both models, or of overlapping tiles) merged into one each."""
-    from faceup.models.blazeface import weighted_nms
-
-    if not found:
-        return []
-    boxes = np.array([f.box for f in found])
-    kps = np.stack([f.keypoints for f in found])
-    scores = np.array([f.score for f in found])
-    return [Detection(box=tuple(float(v) for v in b), score=s, keypoints=k) for b, k, s in weighted_nms(boxes, kps, scores)]
-
-
-def _shifted(d: Detection, dx: float, dy: float) -> Detection:
-    """A detection moved by (dx, dy): from a crop's coordinates into the picture's."""
-    return Detection(box=(d.box[0] + dx, d.box[1] + dy, d.box[2] + dx, d.box[3] + dy), score=d.score,
-                     keypoints=d.keypoints + np.array([dx, dy]))
+    return Faces.of(found).merged()
 
 
 #: A picture with no face found is looked at again with this much grey around it
@@ -396,26 +483,27 @@ DEFAULT_TILING = "tiles-2"  # chosen on the crowd photos' validation part (bench
 TILE_MIN_SIDE = 320
 
 
-def _detect_tiled(image: Image.Image, min_score: float, n: int) -> list[Detection]:
+def _detect_tiled(image: Image.Image, min_score: float, n: int) -> Faces:
     return _tiled(image, n, lambda im: _detect(im, min_score))
 
 
-def _tiled(image: Image.Image, n: int, detect, whole: bool = True) -> list[Detection]:
+def _tiled(image: Image.Image, n: int, detect, whole: bool = True) -> Faces:
     """`detect` on the whole picture (unless `whole` is false) and, for pictures of
     at least TILE_MIN_SIDE, on each tile of an n x n grid (tiles overlap by a
     quarter of their side), merged."""
-    found = detect(image) if whole else []
+    found = Faces.of(detect(image)) if whole else Faces.none()
     if n < 2 or max(image.size) < TILE_MIN_SIDE:
         return found
     w, h = image.size
     tw, th = w / n * 1.25, h / n * 1.25
+    parts = [found]
     for i in range(n):
         for j in range(n):
             x0 = min(max(0.0, i * w / n - (tw - w / n) / 2), w - tw)
             y0 = min(max(0.0, j * h / n - (th - h / n) / 2), h - th)
             box = (int(x0), int(y0), int(x0 + tw), int(y0 + th))
-            found += [_shifted(d, box[0], box[1]) for d in detect(image.crop(box))]
-    return _merged(found)
+            parts.append(Faces.of(detect(image.crop(box))).shifted(box[0], box[1]))
+    return Faces.joined(parts).merged()
 
 
 #: What is tried, in order, when no face is found in the picture as it is: grey
@@ -431,22 +519,22 @@ FALLBACKS: dict[str, tuple[tuple[float, bool], ...]] = {
 DEFAULT_FALLBACK = "pad"
 
 
-def _retry(image: Image.Image, min_score: float, pad_fraction: float, equalize: bool) -> list[Detection]:
+def _retry(image: Image.Image, min_score: float, pad_fraction: float, equalize: bool) -> Faces:
     from PIL import ImageOps
 
     pad = max(1, int(pad_fraction * max(image.size)))
     seen = ImageOps.equalize(image.convert("L")).convert("RGB") if equalize else image
     padded = crop_filled(seen, (-pad, -pad, image.width + pad, image.height + pad))
-    return [_shifted(d, -pad, -pad) for d in _detect(padded, min_score)]
+    return _detect(padded, min_score).shifted(-pad, -pad)
 
 
 def detect_all(image: Image.Image, min_score: float = DETECT_MIN_SCORE, tiling: str = DEFAULT_TILING,
-               fallback: str = DEFAULT_FALLBACK) -> list[Detection]:
+               fallback: str = DEFAULT_FALLBACK) -> Faces:
     """Faces in an upright picture, from both BlazeFace models, merged (in the
     picture's coordinates; a box may reach past the border of a picture that is all face)."""
     found = _detect_tiled(image, min_score, TILINGS[tiling])
     for pad_fraction, equalize in FALLBACKS[fallback]:
-        if found:
+        if len(found):
             break
         found = _retry(image, min_score, pad_fraction, equalize)
     return found
@@ -454,8 +542,7 @@ def detect_all(image: Image.Image, min_score: float = DETECT_MIN_SCORE, tiling: 
 
 def largest_face(image: Image.Image, min_score: float = DETECT_MIN_SCORE) -> Detection | None:
     """The largest face detect_all finds (None if none): the face of a picture of one face."""
-    found = detect_all(image, min_score)
-    return max(found, key=lambda d: d.width) if found else None
+    return detect_all(image, min_score).largest()
 
 
 def main_face_crop(image: Image.Image, min_score: float = DETECT_MIN_SCORE) -> Image.Image | None:
@@ -464,28 +551,26 @@ def main_face_crop(image: Image.Image, min_score: float = DETECT_MIN_SCORE) -> I
     return None if d is None else face_crop(image, d)
 
 
-def analyze(image: Image.Image, only: tuple[str, ...] = ANALYSES) -> list[Face]:
-    """Every face of the upright picture, with the analyses asked for."""
-    dets = detect_all(image)
-    w, h = image.size
-    faces = [Face(box=[max(0.0, d.box[0]), max(0.0, d.box[1]), min(float(w), d.box[2]), min(float(h), d.box[3])],
-                  score=d.score, landmarks=five_landmarks(d)) for d in dets]
-    if not faces:
-        return []
+def analyze(image: Image.Image, only: tuple[str, ...] = ANALYSES) -> Faces:
+    """Every face of the upright picture (boxes cut to it), with its five
+    landmarks and the analyses asked for as attributes."""
+    found = detect_all(image)
+    if not len(found):
+        return Faces.none()
+    dets = list(found)
+    rows: dict[str, np.ndarray] = {"landmarks": np.array([five_landmarks(d) for d in dets], dtype=np.float64)}
     crops = [face_crop(image, d) for d in dets]
     if "smile" in only:
-        smile = get(SmileModel).predict(crops)
-        for f, s in zip(faces, smile):
-            f.smile = float(s)
+        rows["smile"] = np.asarray(get(SmileModel).predict(crops), dtype=np.float64)
     cnn = get(AgeGenderModel).predict(crops) if "age" in only or "gender" in only else []
     if "age" in only:
-        for f, (age, _, _) in zip(faces, cnn):
-            f.age = age
+        rows["age"] = np.array([float(age) for age, _, _ in cnn], dtype=np.float64)
     if "gender" in only:
         readout = get(GenderModel).predict([aligned_chip(image, d) for d in dets])
-        for f, c, r in zip(faces, cnn, readout):
-            f.gender, f.gender_score = gender_of(c, r)
-    return faces
+        genders = [gender_of(c, r) for c, r in zip(cnn, readout)]
+        rows["gender"] = np.array([g for g, _ in genders], dtype=object)
+        rows["gender_score"] = np.array([float(p) for _, p in genders], dtype=np.float64)
+    return found.clipped(*image.size).with_attributes(**rows)
 
 
 #: Below this age (as the age/gender CNN reads it) a face's gender is the CNN's, which

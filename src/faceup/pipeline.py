@@ -478,11 +478,12 @@ class Analysis:
     """`predict`'s answer plus the faces of the upright picture (its coordinates)."""
 
     prediction: Prediction
-    faces: list = field(default_factory=list)
+    #: faces.Faces (empty when the picture could not be read)
+    faces: Sequence = ()
     upright_size: tuple[int, int] | None = None
 
     def to_json(self) -> dict:
-        return {**self.prediction.to_json(), "faces": [f.to_json() for f in self.faces]}
+        return {**self.prediction.to_json(), "faces": self.faces.to_json() if len(self.faces) else []}
 
 
 #: Faces are looked for on a copy at most this many pixels on a side; their
@@ -580,11 +581,7 @@ def _faces(picture: imageio.Picture, pred: Prediction, options: Options, only: t
     upright = upright_image(picture, pred, options)
     small = upright.convert("RGB")
     small.thumbnail((ANALYZE_SIDE, ANALYZE_SIDE))
-    found = faces.analyze(small, only)
-    scale = upright.width / small.width
-    for f in found:
-        f.box = [v * scale for v in f.box]
-        f.landmarks = [[x * scale, y * scale] for x, y in f.landmarks]
+    found = faces.analyze(small, only).scaled(upright.width / small.width)
     return Analysis(prediction=pred, faces=found, upright_size=upright.size)
 
 

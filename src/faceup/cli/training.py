@@ -190,7 +190,8 @@ def train(
     train loss, the validation figures), curves.png, last.pt and best.pt; the
     exported ONNX holds the best epoch. --resume goes on after an interruption;
     the run stops early after --patience epochs without improvement."""
-    from faceup.train.run import TrainRequest, parse_also
+    from faceup.train.options import parse_also
+    from faceup.train.run import TrainRequest
     from faceup.train.run import run as run_training
 
     try:

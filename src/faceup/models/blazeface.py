@@ -8,7 +8,7 @@ the subject's right eye, left eye, nose tip, mouth centre, right ear, left ear.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
@@ -18,15 +18,25 @@ from faceup.models.base import Model, register
 
 @dataclass(frozen=True)
 class Detection:
-    """Box [x0, y0, x1, y1] and keypoints [[x, y] x 6] in pixels of the picture given."""
+    """One face: box [x0, y0, x1, y1] and keypoints [[x, y] x 6] in pixels of the
+    picture given, and what later stages found out about it (`attributes`: the
+    five landmarks, smile, age, gender, ...; read as attributes, None when not
+    there). Many faces travel together as a `faces.Faces`."""
 
     box: tuple[float, float, float, float]
     score: float
     keypoints: np.ndarray
+    attributes: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def width(self) -> float:
         return self.box[2] - self.box[0]
+
+    def __getattr__(self, name: str):
+        # only for names that are not fields: an attribute a stage added, or None
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self.__dict__.get("attributes", {}).get(name)
 
 
 def ssd_anchors(size: int, strides: list[int], per_stride: dict[int, int]) -> np.ndarray:

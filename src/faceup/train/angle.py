@@ -34,7 +34,7 @@ from PIL import Image
 from faceup import geometry
 from faceup.models.angle import BINS, INPUT_SIZE, circular_mean
 from faceup.train.backbone import export_onnx, total_steps, trainee
-from faceup.train.run import parse_also
+from faceup.train.options import parse_also
 from faceup.train.watch import VAL_LIMIT, Watch, batched
 
 

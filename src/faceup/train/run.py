@@ -15,6 +15,7 @@ from enum import Enum
 from pathlib import Path
 
 from faceup.errors import BadOptionError, missing_extra
+from faceup.train.options import ALSO, parse_also  # noqa: F401 - ALSO is part of this module's face
 
 
 class Task(str, Enum):
@@ -30,8 +31,6 @@ ATTRIBUTE_FACES_AT_FULL_SCALE = 20000
 
 SAMPLES = ("square", "inner")
 CROPS = ("level", "aligned")
-#: Extra upright sources the angle model can learn from (their training parts).
-ALSO = ("crowds", "frames68")
 
 
 @dataclass(frozen=True)
@@ -97,18 +96,6 @@ class TrainRequest:
     @property
     def run_folder(self) -> Path:
         return Path(self.out) if self.out else Path("runs") / self.task.value
-
-
-def parse_also(text: str, known: tuple[str, ...] = ALSO) -> tuple[tuple[str, int], ...]:
-    """"crowds:14,frames68:3" -> (("crowds", 14), ("frames68", 3)); BadOptionError names what is wrong."""
-    out = []
-    for item in (x.strip() for x in text.split(",") if x.strip()):
-        name, _, n = item.partition(":")
-        if name not in known or not n.isdigit() or int(n) < 1:
-            raise BadOptionError(f"`also` {item!r}: give NAME:SAMPLES with NAME one of {', '.join(known)} "
-                                 "and SAMPLES >= 1")
-        out.append((name, int(n)))
-    return tuple(out)
 
 
 @dataclass(frozen=True)
