@@ -98,3 +98,51 @@ def test_every_operation_has_one_many_and_iter_in_order(astronaut_small, chelsea
         pipeline.Options(format="xyz")  # refused when made, before any model runs
     with pytest.raises(FaceupError, match="transparen"):  # refused before the first picture is read
         pipeline.background_iter(pics, Replacement(transparent=True), pipeline.Options(format="jpeg"))
+
+
+def test_output_names_come_from_one_place(tmp_path, astronaut_small, server):
+    """NAME.TAG.EXT is made by imageio.output_name for the CLI and the server alike."""
+    import httpx
+    from conftest import faceup_cli, jpeg_bytes, turn
+
+    from faceup import imageio
+
+    assert imageio.output_name("photo.v2.jpeg", "upright") == "photo.v2.upright.jpeg"
+    assert imageio.output_name("photo.v2.jpeg", "upright", "webp") == "photo.v2.upright.webp"
+    assert imageio.in_format("a/b.tar.jpg".split("/")[-1], "png") == "b.tar.png"
+    src = tmp_path / "photo.v2.jpeg"
+    src.write_bytes(jpeg_bytes(turn(astronaut_small, 90)))
+    r = faceup_cli("fix", str(src), "--format", "webp")
+    assert r.returncode == 0 and (tmp_path / "photo.v2.upright.webp").is_file(), r.stderr
+    r = faceup_cli("explain", str(src))
+    assert r.returncode == 0 and (tmp_path / "photo.v2.why.png").is_file(), r.stderr
+    got = httpx.post(server + "/fix", files={"file": ("photo.v2.jpeg", src.read_bytes())}, data={"format": "webp"},
+                     timeout=60)
+    assert got.status_code == 200 and 'filename="photo.v2.upright.webp"' in got.headers["content-disposition"]
+
+
+def test_a_library_message_names_fields_and_each_door_spells_them(tmp_path, astronaut_small, server):
+    import io
+
+    import httpx
+    from conftest import faceup_cli, jpeg_bytes
+
+    from faceup.errors import DecompressionBombError, UnfaithfulWriteError
+
+    data = jpeg_bytes(astronaut_small)
+    with pytest.raises(DecompressionBombError, match="raise it with `max_pixels`"):
+        pipeline.fix(data, pipeline.Options(max_pixels=100))
+    (tmp_path / "a.jpg").write_bytes(data)
+    r = faceup_cli("predict", "--json", "--max-pixels", "100", str(tmp_path / "a.jpg"))
+    err = __import__("json").loads(r.stdout)["error"]
+    assert "raise it with --max-pixels" in err and "`" not in err
+    r = faceup_cli("fix", "--max-pixels", "100", str(tmp_path / "a.jpg"))
+    assert "raise it with --max-pixels" in r.stderr and "`" not in r.stderr
+
+    frames = [Image.new("RGB", (40, 30), c) for c in ("red", "blue")]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
+    with pytest.raises(UnfaithfulWriteError, match=r"\(`format`\) to keep them all"):
+        pipeline.fix(buf.getvalue(), pipeline.Options(format="jpeg"))
+    got = httpx.post(server + "/fix", files={"file": ("a.gif", buf.getvalue())}, data={"format": "jpeg"}, timeout=60)
+    assert got.status_code == 422 and "(format=) to keep them all" in got.json()["error"], got.text

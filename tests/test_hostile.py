@@ -46,7 +46,7 @@ def animation(frames: int, side: int) -> bytes:
 def test_an_animation_above_the_pixel_budget_is_refused_before_its_frames_are_decoded():
     gif = animation(60, 2000)  # 235 KB, 240 MP in all
     assert len(gif) < 300_000
-    with pytest.raises(DecompressionBombError, match="60 frames.*--max-pixels"):
+    with pytest.raises(DecompressionBombError, match="60 frames.*`max_pixels`"):
         imageio.read(gif, keep_frames=True)
     # predicting reads the first frame only, which is within the budget
     assert pipeline.predict(gif).error is None
@@ -223,7 +223,7 @@ def test_max_pixels_above_pillows_own_limit_is_honoured():
     del big
     pic = imageio.read(png, max_pixels=100_000_000)
     assert pic.size == (10000, 9500)
-    with pytest.raises(DecompressionBombError, match="--max-pixels"):
+    with pytest.raises(DecompressionBombError, match="`max_pixels`"):
         imageio.read(png, max_pixels=50_000_000)
     big = Image.new("L", (14000, 14000), 128)  # 196 MP: above Pillow's hard 179 MP limit
     png = saved(big, "PNG")

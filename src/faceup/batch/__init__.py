@@ -149,7 +149,7 @@ def destinations(paths: list[str], job: Job) -> tuple[dict[str, str | None], dic
     for p in paths:
         d = os.path.normpath(os.path.join(job.output, os.path.relpath(p, job.base)))
         if job.format and job.mode in (Mode.FIX, Mode.DRY_RUN):
-            d = str(Path(d).with_suffix(imageio.SUFFIX[job.format]))
+            d = os.path.join(os.path.dirname(d), imageio.in_format(os.path.basename(d), job.format))
         real = os.path.realpath(d)
         dst[p] = d
         if not real.startswith(out_root + os.sep):
@@ -425,7 +425,7 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
         return
     host, sep, port = address.rpartition(":")
     if not sep or not host or not port.isdigit():
-        raise BadOptionError(f"--address takes HOST:PORT (the head node's address, port 6379 unless "
+        raise BadOptionError(f"`address` takes HOST:PORT (the head node's address, port 6379 unless "
                              f"`ray start --head --port` said otherwise), not {address!r}")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
@@ -433,7 +433,7 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
         raise BadOptionError(
             f"no Ray cluster answers at {address} ({exc.strerror or type(exc).__name__}): start one there "
             "with `ray start --head`, check the address (`ray status` on the head prints it), or leave out "
-            "--address (and RAY_ADDRESS) to run on a local Ray") from None
+            "`address` (and RAY_ADDRESS) to run on a local Ray") from None
 
 
 class _Worker:

@@ -102,7 +102,7 @@ def _read(path: Path) -> pa.Table:
     except (OSError, pa.ArrowException) as exc:
         raise BatchError(
             f"{path} cannot be read as a results table ({shown(exc, 100)}); it is damaged or not a Parquet "
-            "file. Move it away (or give another --table) to start afresh: pictures already written stay "
+            "file. Move it away (or give another `table`) to start afresh: pictures already written stay "
             "where they are, and an existing output is never replaced without a backup") from None
     missing = [c for c in CORE if c not in table.column_names]
     if missing:

@@ -185,20 +185,22 @@ def flagged(msg: str) -> str:
 
 def error_line(msg: str) -> None:
     """An error line on stderr ("error:" in red on a terminal)."""
-    typer.echo(typer.style("error:", fg="red") + f" {msg}", err=True)
+    typer.echo(typer.style("error:", fg="red") + f" {flagged(msg)}", err=True)
 
 
 def warning_line(msg: str) -> None:
     """A warning line on stderr (yellow on a terminal)."""
-    typer.secho(msg, fg="yellow", err=True)
+    typer.secho(flagged(msg), fg="yellow", err=True)
 
 
 def failed_line(path: Path, msg: str, indent: str = "") -> None:
     """One line for a file that failed ("failed" in red on a terminal)."""
-    typer.echo(indent + typer.style("failed", fg="red") + f" {printable(path)}: {msg}", err=True)
+    typer.echo(indent + typer.style("failed", fg="red") + f" {printable(path)}: {flagged(msg)}", err=True)
 
 
 def print_json(obj: dict) -> None:
+    if isinstance(obj.get("error"), str):  # a library message, in the CLI's spelling
+        obj = {**obj, "error": flagged(obj["error"])}
     sys.stdout.write(json.dumps(obj) + "\n")
     sys.stdout.flush()
 

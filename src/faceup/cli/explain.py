@@ -38,13 +38,13 @@ def explain(
     try:
         # the picture is written where -o says, or beside the input; with --json and
         # no -o the JSON is the answer and nothing is written
-        dst = output or (None if as_json else input.with_name(f"{input.stem}.why.png"))
+        dst = output or (None if as_json else input.with_name(imageio.output_name(input.name, "why", "png")))
         if dst is None:
             result = why.explain(input, options, path=printable(input))
             print_json({**result.to_json(), "output": None})
             return
         if dst.is_dir():
-            dst = dst / f"{input.stem}.why.png"
+            dst = dst / imageio.output_name(input.name, "why", "png")
         drawn_as = imageio.format_for_suffix(dst.suffix) or "PNG"
         if drawn_as not in ("PNG", "JPEG", "WEBP"):
             error_line(f"the explanation is drawn as PNG, JPEG or WebP; give -o a name ending .png, .jpg or .webp, "

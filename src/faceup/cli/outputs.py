@@ -25,8 +25,7 @@ class _Job:
 def _default_output(src: Path, fmt: str | None, tag: str = "upright") -> Path:
     if src.is_dir():
         return src.with_name(f"{src.name}-{tag}")
-    suffix = imageio.SUFFIX[imageio.normalize_format(fmt)] if fmt else src.suffix
-    return src.with_name(f"{src.stem}.{tag}{suffix}")
+    return src.with_name(imageio.output_name(src.name, tag, fmt))
 
 
 def _plan(input: Path, output: Path | None, in_place: bool, fmt: str | None, tag: str, recursive: bool = True,
@@ -47,7 +46,7 @@ def _plan(input: Path, output: Path | None, in_place: bool, fmt: str | None, tag
         for f in walk(input, recursive, skip=None if in_place else dest_root.resolve(), outputs=outputs):
             dst = dest_root / f.relative_to(input)
             if fmt and not in_place:
-                dst = dst.with_suffix(imageio.SUFFIX[imageio.normalize_format(fmt)])
+                dst = dst.with_name(imageio.in_format(dst.name, fmt))
             jobs.append(_Job(f, dst))
         by_target: dict[Path, list[_Job]] = {}
         for job in jobs:
@@ -61,9 +60,7 @@ def _plan(input: Path, output: Path | None, in_place: bool, fmt: str | None, tag
         return jobs
     dst = input if in_place else (output or _default_output(input, fmt, tag))
     if output is not None and output.is_dir():
-        dst = output / input.name
-        if fmt:
-            dst = dst.with_suffix(imageio.SUFFIX[imageio.normalize_format(fmt)])
+        dst = output / imageio.in_format(input.name, fmt)
     if not in_place and dst.resolve() == input.resolve():
         error_line("the output is the input; use --in-place to overwrite it")
         raise typer.Exit(2)

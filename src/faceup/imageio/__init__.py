@@ -30,7 +30,9 @@ from faceup.imageio.formats import (
     T,
     format_for_suffix,
     heif_writes,
+    in_format,
     normalize_format,
+    output_name,
     orientation_value,
 )
 from faceup.imageio.metadata import TAGGABLE, with_orientation_tag, xmp_orientation_sidecar, xmp_with_orientation
@@ -42,4 +44,5 @@ __all__ = [
     "SUPPORTED_FORMATS", "TAGGABLE", "TIFF_LAYOUT_TAGS", "Picture", "T", "encode", "eight_bit", "format_for_suffix",
     "header_pixels", "heif_writes", "normalize_format", "orientation_value", "read", "with_orientation_tag",
     "write_atomic", "xmp_orientation_sidecar", "xmp_with_orientation",
+    "output_name", "in_format",
 ]

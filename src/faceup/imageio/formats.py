@@ -138,6 +138,24 @@ def normalize_format(fmt: str | None) -> str | None:
     return up
 
 
+def output_name(name: str, tag: str, fmt: str | None = None) -> str:
+    """The one place faceup names what it writes beside an input: NAME.TAG.EXT
+    ("scan.jpg" -> "scan.upright.jpg"), EXT the input's own or `fmt`'s."""
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem:
+        stem, ext = name, ""
+    return f"{stem}.{tag}{SUFFIX[normalize_format(fmt)] if fmt else ('.' + ext if ext else '')}"
+
+
+def in_format(name: str, fmt: str | None) -> str:
+    """The name of an input mirrored into an output tree: the same name, with
+    `fmt`'s extension when a format is asked for."""
+    if not fmt:
+        return name
+    stem, dot, _ = name.rpartition(".")
+    return f"{stem if dot and stem else name}{SUFFIX[normalize_format(fmt)]}"
+
+
 def _compose(first: T | None, then: T | None) -> T | None:
     """The single transpose equal to applying `first`, then `then`."""
     probe = Image.fromarray(np.arange(6, dtype=np.uint8).reshape(2, 3))

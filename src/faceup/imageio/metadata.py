@@ -113,7 +113,7 @@ def with_orientation_tag(picture: Picture, value: int) -> bytes:
     if picture.format not in TAGGABLE or picture.data is None or picture.n_frames > 1:
         raise UnfaithfulWriteError(
             f"faceup writes an orientation tag into JPEG and still PNG files, not into this {picture.format}; "
-            "an XMP sidecar (--sidecar) gives it its orientation without touching the file")
+            "an XMP sidecar (`sidecar`) gives it its orientation without touching the file")
     exif = Image.Exif()
     if picture.exif is not None:
         exif.load(picture.exif.tobytes())

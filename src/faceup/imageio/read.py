@@ -129,7 +129,7 @@ def read(
             im = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
         raise DecompressionBombError(f"the picture is too large to decode safely ({exc}); "
-                                     "raise --max-pixels / FACEUP_MAX_PIXELS if it is wanted") from None
+                                     "raise `max_pixels` if it is wanted") from None
     except UnidentifiedImageError:
         other = _sniff_unsupported(data)
         if other:
@@ -349,7 +349,7 @@ def _check_frames(im: Image.Image, fmt: str, max_pixels: int) -> tuple[int, list
     if total > max_pixels:
         raise DecompressionBombError(
             f"the picture's {n} frames or pages hold {total:,} pixels in all, above the limit of {max_pixels:,} "
-            "(a guard against decompression bombs; raise it with --max-pixels / FACEUP_MAX_PIXELS)")
+            "(a guard against decompression bombs; raise it with `max_pixels`)")
     durations = []
     for i in range(n):
         im.seek(i)
@@ -399,7 +399,7 @@ def _check_pixels(im: Image.Image, max_pixels: int) -> None:
     if w * h > max_pixels:
         raise DecompressionBombError(
             f"the picture has {w}x{h} = {w * h:,} pixels, above the limit of {max_pixels:,} "
-            "(a guard against decompression bombs; raise it with --max-pixels / FACEUP_MAX_PIXELS)")
+            "(a guard against decompression bombs; raise it with `max_pixels`)")
 
 
 #: JPEG frame markers coded with Huffman tables: baseline / extended sequential,

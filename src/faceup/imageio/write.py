@@ -119,13 +119,13 @@ def encode(
     if fmt == "HEIF" and not heif_writes():
         raise MissingExtraError("writing HEIC/HEIF needs the heic extra (the HEVC encoder): "
                                 "pip install 'faceup[heic]' (from a checkout: pip install -e '.[heic]'), or "
-                                "ask for another output format (jpeg, "
-                                "png, ...: --format on the command line, format= over HTTP); nothing was written")
+                                "ask for another output `format` (jpeg, png, ...); "
+                                "nothing was written")
     n_frames = 1 if image is not None else picture.n_frames
     if n_frames > 1 and fmt not in MULTI_FRAME_FORMATS:
         raise UnfaithfulWriteError(
             f"the picture has {n_frames} frames or pages and {fmt} holds one; write it as "
-            f"{', '.join(MULTI_FRAME_FORMATS)} (--format) to keep them all")
+            f"{', '.join(MULTI_FRAME_FORMATS)} (`format`) to keep them all")
     out_img = image if image is not None else apply(picture.image)
 
     kwargs: dict = {}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
@@ -51,8 +52,18 @@ class ApiError(Exception):
         self.status, self.message = status, message
 
 
+#: The fields library messages name that are the server's settings, not a request's.
+SETTINGS_NAMED = {"max_pixels": "the server's FACEUP_MAX_PIXELS"}
+
+
+def spelled(message: str) -> str:
+    """A library message in the HTTP service's spelling: a field it names in
+    backticks is a form field (`format` -> format=), or a server setting."""
+    return re.sub(r"`([a-z][a-z_]*)`", lambda m: SETTINGS_NAMED.get(m[1], m[1] + "="), message)
+
+
 def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+    return JSONResponse({"error": spelled(message)}, status_code=status)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -193,7 +204,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         else:
             result = await work(request, lambda: pipeline.fix(data, opts, path=file.filename))
         p = result.prediction
-        name = Path(file.filename or "picture").stem + ".upright" + imageio.SUFFIX[result.format]
+        name = imageio.output_name(Path(file.filename or "picture").name, "upright", result.format)
         headers = {
             "X-Faceup-Rotation": str(p.rotation),
             "X-Faceup-Angle": "" if p.angle is None else f"{p.angle:.2f}",
@@ -235,7 +246,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         answer = await work(request, explain_it)
         if as_json:
             return answer
-        name = Path(file.filename or "picture").stem + ".why.png"
+        name = imageio.output_name(Path(file.filename or "picture").name, "why", "png")
         return Response(answer, media_type="image/png", headers={"Content-Disposition": content_disposition(name)})
 
     @app.post("/predict", summary="How each picture is turned (the CLI's JSON contract)",
@@ -275,6 +286,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         answers = [preds[i].to_json() if i in preds else
                    pipeline.Prediction(path=file[i].filename, error=d.message).to_json()
                    for i, d in enumerate(datas)]
+        answers = [{**a, "error": spelled(a["error"])} if a["error"] else a for a in answers]
         return answers[0] if len(answers) == 1 else answers
 
     @app.post("/analyze", summary="Upright the picture, then every face with smile, age and gender",
@@ -325,7 +337,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pixel_budget([data] + ([bg_data] if bg_data else []))
         result = await work(request, lambda: pipeline.background(data, how, opts, path=file.filename))
         p = result.prediction
-        name = Path(file.filename or "picture").stem + ".background" + imageio.SUFFIX[result.format]
+        name = imageio.output_name(Path(file.filename or "picture").name, "background", result.format)
         headers = {
             "X-Faceup-Rotation": str(p.rotation),
             "X-Faceup-Turned": "true" if p.turned else "false",
