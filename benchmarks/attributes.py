@@ -226,7 +226,7 @@ def lfw_people_by_gender(root: Path) -> dict[str, list[Path]]:
 
 def lfw_halves(root: Path) -> dict[str, list[tuple[Path, int]]]:
     """The LFW people of lfw_people_by_gender split by a crc32 of the person's name:
-    even -> "val" (a cross-source validation set, issue 12), odd -> "test" (held out);
+    even -> "val" (a cross-source validation set), odd -> "test" (held out);
     each half balanced (all of the rarer gender, as many of the other, seed 0).
     Labels: 0 male, 1 female."""
     import zlib

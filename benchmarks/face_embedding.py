@@ -1,5 +1,5 @@
-"""Does a network that has seen more faces carry gender across sources? (issue 12,
-a measurement for the next step; nothing here is shipped or chosen.)
+"""Does a network that has seen more faces carry gender across sources? (A
+measurement for the next step; nothing here is shipped or chosen.)
 
 dlib's face recognition ResNet (128-D embeddings, trained by Davis King on about
 3 million faces; CC0) ships inside the PyPI package face_recognition_models
@@ -140,7 +140,7 @@ def validation(root: Path, embed) -> None:
 
 
 def cross(root: Path, onnx: Path, int8: Path | None, cnn_web: Path, cnn_utk: Path, mirror: bool = False) -> None:
-    """The cross-source rule of issue 12 (README): LFW-validation, leave one source
+    """The cross-source rule (docs/research.md): LFW-validation, leave one source
     out on validation faces, in-source validation, cost per face; with --int8 the same
     heads on the int8 network's embeddings."""
     import time

@@ -5,7 +5,7 @@ to try when the four whole-picture views show no face (`faces.EVIDENCE_FALLBACKS
 
 Validation data only by default (`--split val`; `--split test` builds the same
 kinds from held-out parts: LFW faces, held-out scenes and crowds). The hard kinds
-are the failures issue 15 names, made from upright faces and face-free scenes
+are the failures faceup was found making, made from upright faces and face-free scenes
 by `faceup.train.hard`: small faces on a scene, a grey high-contrast video frame
 of a person inside a circle, a cover with a face and lines of text, a painted group.
 

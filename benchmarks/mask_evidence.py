@@ -1,4 +1,4 @@
-"""Person-mask evidence for the orientation (issue 15's "heads above shoulders"):
+"""Person-mask evidence for the orientation ("heads above shoulders"):
 where the cascade looks for faces and the four whole views show none, is the
 selfie segmentation model more sure of a person in the upright view?
 

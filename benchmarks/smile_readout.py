@@ -1,4 +1,4 @@
-"""Does the gender model's face network carry smile across sources? (issue 12)
+"""Does the gender model's face network carry smile across sources?
 
 A logistic read-out (faceup.train.gender_head.logistic: every (source, label)
 cell weighted equally) on features of the shipped int8 face network (gender.onnx,

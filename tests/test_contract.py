@@ -146,3 +146,19 @@ def test_a_library_message_names_fields_and_each_door_spells_them(tmp_path, astr
         pipeline.fix(buf.getvalue(), pipeline.Options(format="jpeg"))
     got = httpx.post(server + "/fix", files={"file": ("a.gif", buf.getvalue())}, data={"format": "jpeg"}, timeout=60)
     assert got.status_code == 422 and "(format=) to keep them all" in got.json()["error"], got.text
+
+
+def test_one_set_of_answer_shapes_for_the_json_lines_http_and_the_table():
+    """The CLI's JSON keys, the HTTP response model and the results table's
+    prediction columns are one definition (schemas.PredictionOut)."""
+    pa = pytest.importorskip("pyarrow")
+    from faceup.batch.journal import SCHEMA
+    from faceup.schemas import PredictionOut
+
+    keys = list(pipeline.Prediction(path="x").to_json())
+    assert keys == list(PredictionOut.model_fields)
+    cols = SCHEMA.names
+    start = cols.index("rotation")
+    assert cols[start:start + len(keys) - 1] == keys[1:]
+    assert SCHEMA.field("rotation").type == pa.int32() and SCHEMA.field("confident").type == pa.bool_()
+    assert SCHEMA.field("confidence").type == pa.float64() and SCHEMA.field("error").type == pa.string()

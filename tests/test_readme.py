@@ -37,9 +37,12 @@ def test_the_readme_is_short_and_its_links_resolve():
             assert (README.parent / link).exists(), link
 
 
-def test_the_readme_and_the_docs_speak_of_the_project_alone():
+def test_the_readme_the_docs_and_the_code_speak_of_the_project_alone():
     # no sessions, runs or issue numbers: a reader who was not there can follow them
-    pages = [README, README.parent / "CONTRIBUTING.md", *sorted((README.parent / "docs").glob("*.md"))]
+    root = README.parent
+    pages = [README, root / "CONTRIBUTING.md", root / "Makefile", root / "Dockerfile",
+             *sorted((root / "docs").glob("*.md")),
+             *(p for folder in ("src", "benchmarks", "tools") for p in sorted((root / folder).rglob("*.py")))]
     for page in pages:
         text = page.read_text()
         found = re.findall(r"(?i)\b(?:this|previous|earlier|last|next|fourth|fifth|sixth) sessions?\b|"

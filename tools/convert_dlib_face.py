@@ -15,7 +15,7 @@ against dlib's source (g++, about a minute) to write the weights out with
 max/avg pool, tag/skip/add_prev, fc_no_bias). dlib's add_prev adds tensors of
 different sizes by zero-padding the smaller at the end of each axis; so does the
 ONNX graph. --check compares with dlib's own descriptors on dlib's own chips
-(needs dlib, from the bench extra); issue 12 measured it (benchmarks/face_embedding.py).
+(needs dlib, from the bench extra); it was measured with (benchmarks/face_embedding.py).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""int8 versions of the smile, age/gender and generic angle models (issue 14: a
-smaller install; static QDQ int8 with per-channel weights, as the orientation
+"""int8 versions of the smile, age/gender and generic angle models (for a
+smaller install: static QDQ int8 with per-channel weights, as the orientation
 classifier), with the float and int8 models compared on validation data; and of
-the face network under the gender read-out (issue 12; --src: the float network
+the face network under the gender read-out (--src: the float network
 from tools/convert_dlib_face.py; the read-out is learnt afterwards on the int8
 network's embeddings by `faceup train --task gender`).
 

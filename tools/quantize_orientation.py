@@ -5,7 +5,7 @@ with the float model it came from.
     .venv/bin/python tools/quantize_orientation.py FLOAT.onnx --out runs/orientation-int8 [--install]
 
 Activation ranges come from validation squares (never the held-out part), each in
-its four quarter turns. The rule for keeping it (issue 11, written before any
+its four quarter turns. The rule for keeping it (written before any
 figure was read): validation accuracy per kind may drop by at most 0.1 point,
 and then, measured once, the held-out accuracy of each held-out set too
 (`faceup evaluate --heldout ...`). --install copies it into the package with its

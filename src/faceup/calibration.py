@@ -50,7 +50,7 @@ def choose_min_confidence(
     """The lowest threshold at which at most `max_turned` of upright pictures
     without faces would be turned by `fix` (predicted not 0 and confident).
 
-    The budget is half of the 1% a user may meet on face-free photos (issue 15): a
+    The budget is half of the 1% a user may meet on face-free photos (the goal set for them): a
     margin for pictures unlike the data (on the held-out scenes the share came
     out about 1.4 times the validation one). It was a third of 3% before.
     """

@@ -31,7 +31,7 @@ SCENE_STRENGTH = 1.0
 #: With `thorough`, where the classifier is unsure and the four whole views show no
 #: face, the face evidence looks again in tiles (small faces) and at the views with
 #: the contrast stretched (grey, high-contrast faces): faces.EVIDENCE_FALLBACKS.
-#: Not the default: on validation pictures of the kinds issue 15 names it is right
+#: Not the default: on validation pictures of the hard kinds (faceup.train.hard) it is right
 #: more often (91.9 -> 93.6%), but it costs about 100 ms more on each unsure photo
 #: of people without a clear face (benchmarks/face_evidence.py; README).
 THOROUGH_FALLBACK = "tiles-eq"

@@ -22,15 +22,26 @@ import pyarrow.parquet as pq
 
 from faceup.errors import BatchError, shown
 from faceup.files import write_atomic
+from faceup.schemas import PredictionOut
 
 #: Marks a Parquet file as a faceup results table (its schema metadata).
 MARK = {b"faceup": b"batch-table"}
 
+def _arrow_type(annotation) -> pa.DataType:
+    """The Parquet type of a response model's `X | None` field."""
+    kinds = {int: pa.int32(), float: pa.float64(), bool: pa.bool_(), str: pa.string()}
+    return next(kinds[a] for a in getattr(annotation, "__args__", (annotation,)) if a in kinds)
+
+
+#: The prediction's columns, as `faceup predict --json` and POST /predict give them
+#: (schemas.PredictionOut), after the path.
+PREDICTION = [(name, _arrow_type(f.annotation)) for name, f in PredictionOut.model_fields.items() if name != "path"]
+
 SCHEMA = pa.schema([
     ("path", pa.string()), ("bytes", pa.int64()), ("mtime_ns", pa.int64()), ("sha256", pa.string()),
     ("job", pa.string()),
-    ("rotation", pa.int32()), ("confidence", pa.float64()), ("confident", pa.bool_()), ("angle", pa.float64()),
-    ("exif_orientation", pa.int32()), ("error", pa.string()), ("turned", pa.bool_()), ("action", pa.string()),
+    *PREDICTION,
+    ("turned", pa.bool_()), ("action", pa.string()),
     ("output", pa.string()), ("output_sha256", pa.string()), ("output_bytes", pa.int64()),
     ("replaced_sha256", pa.string()), ("staged", pa.string()), ("backup", pa.string()),
     ("sidecar", pa.string()), ("sidecar_sha256", pa.string()),

@@ -17,6 +17,7 @@ from pathlib import Path
 from faceup import imageio, pipeline
 from faceup.errors import FaceupError, InternalError, UnfaithfulWriteError, shown
 from faceup.files import write_atomic
+from faceup.schemas import PredictionOut
 
 
 class Mode(str, enum.Enum):
@@ -139,7 +140,9 @@ def _finish(row: dict, item: dict, data: bytes, result, job: Job) -> None:
     pred: pipeline.Prediction = result.prediction if isinstance(result, pipeline.Fixed) else result
     if pred.error is not None:
         raise pred.exception or FaceupError(pred.error)
-    row.update({k: pred.to_json()[k] for k in ("rotation", "confidence", "confident", "angle", "exif_orientation")})
+    answer = pred.to_json()
+    # the prediction's columns (schemas.PredictionOut); `error` is set where a row fails
+    row.update({k: answer[k] for k in PredictionOut.model_fields if k not in ("path", "error")})
     row["turned"] = pred.turned
     if job.mode == Mode.REPORT:
         row["action"] = "reported"

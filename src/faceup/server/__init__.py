@@ -30,7 +30,7 @@ from faceup import __version__, imageio, orientation, pipeline
 from faceup.errors import FaceupError
 from faceup.models import base as models_base
 from faceup.server.guard import TimedH11Protocol, UploadGuard, content_disposition
-from faceup.server.schemas import AnalysisOut, InfoOut, PredictionOut
+from faceup.schemas import AnalysisOut, InfoOut, PredictionOut
 from faceup.settings import Settings
 
 STATIC = Path(str(resources.files("faceup.server") / "static"))

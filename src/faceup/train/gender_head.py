@@ -1,4 +1,4 @@
-"""The gender model of issue 12: dlib's face recognition ResNet (converted by
+"""The gender model: dlib's face recognition ResNet (converted by
 tools/convert_dlib_face.py, made int8 by tools/quantize_models.py) with a linear
 read-out of gender learnt on its 128-D embedding, written into the same ONNX file.
 

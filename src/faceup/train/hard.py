@@ -1,4 +1,4 @@
-"""Pictures of the kinds issue 15 names as faceup's failures, made from upright
+"""Pictures of the kinds faceup was found failing on, made from upright
 faces and face-free scenes: small faces on a scene, a grey high-contrast portrait
 inside a circle, a cover with a face and lines of text, a painted group.
 

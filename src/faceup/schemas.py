@@ -1,5 +1,7 @@
-"""The shapes of the service's JSON answers, for `/openapi.json` (and so for its
-clients and the API fuzz): the CLI's JSON contract, key for key."""
+"""The shapes of faceup's answers, one set for every door: the CLI's JSON lines
+(key for key), the HTTP service's response models (so `/openapi.json` describes
+every answer, and the API fuzz checks them) and the batch job's results table
+(its prediction columns are made from `PredictionOut`)."""
 
 from __future__ import annotations
 
