@@ -51,6 +51,12 @@ class InternalError(FaceupError):
 
     http_status = 500
 
+    @classmethod
+    def of(cls, exc: BaseException) -> InternalError:
+        """The one message for an error that is not faceup's own: a bug, said plainly."""
+        return cls(f"unexpected error ({type(exc).__name__}: {shown(exc, 120)}); "
+                   "this is a bug in faceup, please report it")
+
 
 class MissingExtraError(FaceupError):
     """A feature needs an optional part of faceup that is not installed; the

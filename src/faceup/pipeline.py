@@ -367,8 +367,7 @@ def _guarded(pictures: list, options: Options, paths: list[str | None], pool: Ex
             try:
                 out += run([picture], [path])
             except Exception as exc:  # noqa: BLE001 - a bug, said plainly on this picture only
-                error = InternalError(f"unexpected error ({type(exc).__name__}: {shown(exc, 120)}); "
-                                      "this is a bug in faceup, please report it")
+                error = InternalError.of(exc)
                 out.append(error if for_fix else Prediction(path=path, error=str(error), exception=error))
         return out
 
@@ -537,8 +536,7 @@ def analyze_many(sources: Sequence[Source], options: Options | None = None,
         try:
             return _faces(picture, pred, options, only)
         except Exception as exc:  # noqa: BLE001 - a bug, said plainly on this picture only
-            error = InternalError(f"unexpected error ({type(exc).__name__}: {shown(exc, 120)}); "
-                                  "this is a bug in faceup, please report it")
+            error = InternalError.of(exc)
             return Analysis(prediction=Prediction(path=paths[i], error=str(error), exception=error))
     return _map(pool, faces_of, range(len(pictures)))
 

@@ -15,7 +15,6 @@ from typing import Annotated, Optional
 import typer
 
 from faceup import pipeline
-from faceup.errors import shown
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   context_settings={"help_option_names": ["-h", "--help"]},
@@ -84,8 +83,13 @@ class Table:
 
 
 def _confidence(value: Optional[float]) -> Optional[float]:
-    if value is not None and not 0.0 <= value <= 1.0:  # NaN fails both; click's range lets it through
-        raise typer.BadParameter(f"{value} is not a number from 0 to 1")
+    """Checked by the library's own rule (pipeline.Options), now, before any work."""
+    from faceup.errors import BadOptionError
+
+    try:
+        pipeline.Options(min_confidence=value)
+    except BadOptionError:
+        raise typer.BadParameter(f"{value} is not a number from 0 to 1") from None
     return value
 
 
@@ -174,7 +178,9 @@ def printable(path: Path) -> str:
 
 def unexpected(exc: Exception) -> str:
     """The message for an error that is not faceup's own: a bug, said plainly, and the batch goes on."""
-    return f"unexpected error ({type(exc).__name__}: {shown(exc, 120)}); this is a bug in faceup, please report it"
+    from faceup.errors import InternalError
+
+    return str(InternalError.of(exc))
 
 
 def flagged(msg: str) -> str:
