@@ -110,9 +110,12 @@ def main() -> None:
                 same = {json.loads(x)["path"]: json.loads(x)["rotation"] for x in out.splitlines()}
                 table = Path(tmp) / "batch.parquet"
                 ray_env = {"RAY_USAGE_STATS_ENABLED": "0"}
-                batch, _ = timed([faceup, "batch", str(folder), "--report-only", "--table", str(table), "--json"],
+                batch, said = timed([faceup, "batch", str(folder), "--report-only", "--table", str(table), "--json"],
                                     env=ray_env)
                 rows.append((name, "faceup batch --report-only, local Ray", n, batch, floor))
+                summary = json.loads([x for x in said.splitlines() if x.startswith("{")][-1])
+                once_up = summary["per_second_once_up"]
+                predict_rate = n / every
                 import pyarrow.parquet as pq
                 got = {r["path"]: r["rotation"] for r in pq.read_table(table).to_pylist()}
                 agree = sum(got.get(p) == r for p, r in same.items()) / len(same)
@@ -133,6 +136,9 @@ def main() -> None:
     print(f"`faceup predict --json one.jpg`: {single:.2f} s, whole process")
     print(f"`faceup batch` on one picture (Ray start and stop): {ray_start:.1f} s")
     print(f"faceup batch agrees with faceup predict on {100 * agree:.2f}% of the web-many set")
+    if once_up:
+        print(f"faceup batch once Ray was up (after {summary['start_seconds']:.1f} s): {once_up:.1f} pictures/s, "
+              f"{once_up / predict_rate:.2f}x faceup predict's {predict_rate:.1f}/s (whole process) on the same set")
     if per_dlib is not None:
         print(f"dlib HOG voting: {1000 * per_dlib:.1f} ms a picture in-process (first {args.dlib} web pictures); "
               f"faceup predict (every core, whole process) is {per_dlib / web_every:.1f}x faster")

@@ -159,6 +159,8 @@ def test_a_killed_worker_is_replaced_and_the_run_completes(tmp_path, archive):
     stdout, _ = proc.communicate(timeout=600)
     summary = json.loads(stdout.splitlines()[-1])
     assert summary["done_now"] == 38
+    # many batches of 2: the rate once Ray is up, and the time it took to come up
+    assert summary["per_second_once_up"] > 0 and 0 < summary["start_seconds"] < summary["seconds"]
     check_exactly_once(archive, out, before)
 
 

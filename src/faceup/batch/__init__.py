@@ -43,6 +43,11 @@ class Summary:
     by_action: dict[str, int] = field(default_factory=dict)
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    #: Seconds until the first pictures came back (Ray's start, the actors' models),
+    #: and the rate after that: what a long run meets once Ray is up (None when
+    #: everything came back in one batch).
+    start_seconds: float | None = None
+    per_second_once_up: float | None = None
     nodes: int = 1
     actors: int = 1
 
@@ -403,10 +408,19 @@ def _run_on_ray(ray, items: list[dict], job: Job, journal, address: str | None, 
                             batch_format="pyarrow", compute=ActorPoolStrategy(min_size=1, max_size=nodes),
                             num_cpus=max(0.5, per_node - 0.5))
         actors = nodes
+        import time
+
+        began, first, first_done = time.perf_counter(), None, 0
         for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=1):
             rows = batch.to_pylist()
             _journal_and_place(rows, journal)
             summary.done_now += len(rows)
+            now = time.perf_counter()
+            if first is None:
+                first, first_done = now, summary.done_now
+                summary.start_seconds = now - began
+            elif now > first:
+                summary.per_second_once_up = (summary.done_now - first_done) / (now - first)
             if progress:
                 progress(summary.done_before + summary.done_now, summary.inputs)
         return nodes, actors

@@ -81,11 +81,17 @@ def batch(
     if as_json:
         print_json({"table": summary.table, "inputs": summary.inputs, "done_before": summary.done_before,
                      "done_now": summary.done_now, "by_action": summary.by_action, "failed": len(summary.failed),
-                     "seconds": round(summary.seconds, 2), "nodes": summary.nodes, "actors": summary.actors})
+                     "seconds": round(summary.seconds, 2),
+                     "start_seconds": None if summary.start_seconds is None else round(summary.start_seconds, 2),
+                     "per_second_once_up": None if summary.per_second_once_up is None
+                     else round(summary.per_second_once_up, 2),
+                     "nodes": summary.nodes, "actors": summary.actors})
     else:
         rate = summary.done_now / summary.seconds if summary.seconds else 0.0
+        once_up = ("" if summary.per_second_once_up is None else
+                   f", {summary.per_second_once_up:.1f}/s once Ray was up after {summary.start_seconds:.1f} s")
         out.print(f"{summary.inputs} pictures: {summary.done_before} done before, {summary.done_now} now "
-                  f"({rate:.1f}/s on {summary.actors} actor(s), {summary.nodes} node(s)); "
+                  f"({rate:.1f}/s{once_up} on {summary.actors} actor(s), {summary.nodes} node(s)); "
                   + ", ".join(f"{k} {v}" for k, v in sorted(summary.by_action.items())))
         out.print(f"table: {printable(Path(summary.table))}")
         for path, msg in summary.failed[:20]:
