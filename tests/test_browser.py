@@ -8,9 +8,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
 from conftest import jpeg_bytes, turn
-from conftest import start_server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [pytest.mark.slow,
@@ -21,11 +19,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 
 @pytest.fixture(scope="module")
-def page_url():
-    proc, url = start_server()
-    yield url
-    proc.terminate()
-    proc.wait(10)
+def page_url(server):
+    return server
 
 
 @pytest.fixture

@@ -17,13 +17,13 @@ draw both beside the upright picture.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from faceup import imageio, orientation, pipeline
 from faceup.calibration import log_softmax
+from faceup.faces import Faces
 from faceup.models.orientation import INPUT_SIZE, ROTATIONS
 from faceup.models.preprocess import square_input
 
@@ -53,7 +53,7 @@ class Explanation:
     #: faces.Faces in the displayed picture's pixels, with the attributes `turn_cw`
     #: (the quarter turn, clockwise as `rotation`, under which the face is upright)
     #: and `geometry` (0..1: how upright its landmarks are in that view).
-    faces: Any = None
+    faces: Faces = field(default_factory=Faces.none)
     #: The picture's bytes, when it was given as a file object (read once, here;
     #: `draw` uses them when given the same, now exhausted, file object).
     data: bytes | None = field(default=None, repr=False)

@@ -16,6 +16,7 @@ from PIL import Image
 
 from faceup import geometry, imageio, orientation
 from faceup.errors import BadOptionError, FaceupError, InternalError, UnfaithfulWriteError, shown
+from faceup.faces import Faces
 from faceup.models.orientation import INPUT_SIZE
 
 #: JPEGs are decoded at a reduced scale for prediction (draft mode); the model
@@ -382,15 +383,23 @@ def _map(pool: Executor | None, fn, items) -> list:
 
 
 def _read(source: Source, options: Options, for_fix: bool) -> imageio.Picture | FaceupError:
+    if for_fix:
+        return _read_as(source, options, reduce_to=None if options.fine else PREDICT_DECODE_SIDE, keep_frames=True)
+    return _read_as(source, options, reduce_to=PREDICT_DECODE_SIDE)
+
+
+def _read_as(source: Source, options: Options, still: bool = False, **how) -> imageio.Picture | FaceupError:
+    """The picture read as `how` says (imageio.read's options), or the error
+    that refuses it; with `still`, a picture of several frames or pages is
+    refused. The classifier's input is made here too: in the decoding thread,
+    not the inference one."""
     try:
-        if for_fix:
-            picture = imageio.read(source, max_pixels=options.max_pixels,
-                                   reduce_to=None if options.fine else PREDICT_DECODE_SIDE, keep_frames=True)
-        else:
-            picture = imageio.read(source, max_pixels=options.max_pixels, reduce_to=PREDICT_DECODE_SIDE)
+        picture = imageio.read(source, max_pixels=options.max_pixels, **how)
     except FaceupError as exc:
         return exc
-    # the classifier's input is made here too: in the decoding thread, not the inference one
+    if still and picture.n_frames > 1:
+        return UnfaithfulWriteError(f"background replacement takes a still picture; this one has "
+                                    f"{picture.n_frames} frames or pages")
     picture.view = imageio.eight_bit(picture.image)
     picture.square = orientation.classifier_input(picture.view)
     return picture
@@ -477,12 +486,13 @@ class Analysis:
     """`predict`'s answer plus the faces of the upright picture (its coordinates)."""
 
     prediction: Prediction
-    #: faces.Faces (empty when the picture could not be read)
-    faces: Sequence = ()
+    #: none when the picture could not be read
+    faces: Faces = field(default_factory=Faces.none)
     upright_size: tuple[int, int] | None = None
 
     def to_json(self) -> dict:
-        return {**self.prediction.to_json(), "faces": self.faces.to_json() if len(self.faces) else []}
+        return {**self.prediction.to_json(), "faces": self.faces.to_json()}
+
 
 
 #: Faces are looked for on a copy at most this many pixels on a side; their
@@ -526,7 +536,7 @@ def analyze_many(sources: Sequence[Source], options: Options | None = None,
     options = options or Options()
     only = parse_only(only)
     paths = _paths(sources, paths)
-    pictures = _map(pool, lambda s: _read_whole(s, options), sources)
+    pictures = _map(pool, lambda s: _read_as(s, options), sources)  # whole: faces in its own pixels
     preds = _guarded(pictures, options, paths, pool, for_fix=False)
 
     def faces_of(i: int) -> Analysis:
@@ -561,18 +571,6 @@ def _chunked(many, sources: Sequence[Source], paths, workers: int | None, chunk:
             yield from many(sources[start:start + chunk], paths[start:start + chunk], pool)
 
 
-def _read_whole(source: Source, options: Options) -> imageio.Picture | FaceupError:
-    """The picture at full size (its faces are given in its own pixels), with the
-    classifier's input made beside it."""
-    try:
-        picture = imageio.read(source, max_pixels=options.max_pixels)
-    except FaceupError as exc:
-        return exc
-    picture.view = imageio.eight_bit(picture.image)
-    picture.square = orientation.classifier_input(picture.view)
-    return picture
-
-
 def _faces(picture: imageio.Picture, pred: Prediction, options: Options, only: tuple[str, ...]) -> Analysis:
     from faceup import faces
 
@@ -605,7 +603,7 @@ def background_many(sources: Sequence[Source], how, options: Options | None = No
     options = options or Options()
     bg.output_format(options.format, "PNG", how)  # a bad format is an error before the work
     paths = _paths(sources, paths)
-    pictures = _map(pool, lambda s: _read_still(s, options), sources)
+    pictures = _map(pool, lambda s: _read_as(s, options, still=True, keep_frames=True), sources)
     preds = _guarded(pictures, options, paths, pool, for_fix=False)
 
     def replaced(i: int) -> Fixed | FaceupError:
@@ -633,18 +631,3 @@ def background_iter(sources: Sequence[Source], how, options: Options | None = No
     bg.output_format((options or Options()).format, "PNG", how)  # refused now, not at the first picture
     return _chunked(lambda part, names, pool: background_many(part, how, options, names, pool),
                     sources, paths, workers, chunk)
-
-
-def _read_still(source: Source, options: Options) -> imageio.Picture | FaceupError:
-    """The picture at full size, refused if it has more than one frame or page
-    (a new background is drawn for one still picture)."""
-    try:
-        picture = imageio.read(source, max_pixels=options.max_pixels, keep_frames=True)
-    except FaceupError as exc:
-        return exc
-    if picture.n_frames > 1:
-        return UnfaithfulWriteError(f"background replacement takes a still picture; this one has "
-                                    f"{picture.n_frames} frames or pages")
-    picture.view = imageio.eight_bit(picture.image)
-    picture.square = orientation.classifier_input(picture.view)
-    return picture

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -275,8 +276,6 @@ def run(plan: Plan, address: str | None = None, progress: Callable[[int, int], N
     per output and per table: another one refuses at once (BatchError). Ray's own
     log lines (its C++ core writes to the process's stderr) go to a log file
     unless `verbose`; the file is named in the error when the run fails."""
-    import time
-
     from faceup.batch import lock
 
     ray = _ray()
@@ -408,8 +407,6 @@ def _run_on_ray(ray, items: list[dict], job: Job, journal, address: str | None, 
                             batch_format="pyarrow", compute=ActorPoolStrategy(min_size=1, max_size=nodes),
                             num_cpus=max(0.5, per_node - 0.5))
         actors = nodes
-        import time
-
         began, first, first_done = time.perf_counter(), None, 0
         for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=1):
             rows = batch.to_pylist()

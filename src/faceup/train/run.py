@@ -15,7 +15,7 @@ from enum import Enum
 from pathlib import Path
 
 from faceup.errors import BadOptionError, missing_extra
-from faceup.train.options import ALSO, parse_also  # noqa: F401 - ALSO is part of this module's face
+from faceup.train.options import parse_also
 
 
 class Task(str, Enum):
