@@ -10,6 +10,10 @@ The split rules live here, once, so that `faceup train` never sees what
   calibrate confidence.
 - Scenes: numbers ending in 0 or 5 are held out; ending in 3, validation.
 - The photos of people of the person-mask pack are held out from orientation training.
+- Everyday photos (photos/objects): a hash of the file name holds out 20% (ending
+  0 or 5) and puts 10% (ending 3) into validation.
+- Street frames from a car (scenes/camvid), by drive: Seq05VD held out, 0006R0
+  validation, 0001TP and 0016E5 training.
 - UTKFace, the web gender faces and the video frames: a hash of the file name puts 10% into validation.
 """
 
@@ -80,6 +84,25 @@ def _hashed(paths: list[Path], split: Split) -> list[Path]:
     """The pictures of a training source in `split` (10% validation by a hash of
     the name; a training source has no held-out part)."""
     return [] if split == "test" else [p for p in paths if _split_by_hash(p) == split]
+
+
+def objects(root: Path, split: Split) -> list[Path]:
+    """Everyday photos without (most) faces, one per ImageNet class: 20% held out,
+    10% validation, by a hash of the file name."""
+    def part(p: Path) -> Split:
+        h = zlib.crc32(p.name.encode()) % 10
+        return "test" if h in (0, 5) else "val" if h == 3 else "train"
+    return [p for p in list_pictures(root / "photos" / "objects", recursive=False) if part(p) == split]
+
+
+#: scenes/camvid: the drive of each split (hold out by drive, as the data asks).
+CAMVID_DRIVES: dict[str, tuple[str, ...]] = {"test": ("Seq05VD",), "val": ("0006R0",), "train": ("0001TP", "0016E5")}
+
+
+def camvid(root: Path, split: Split) -> list[Path]:
+    """Street frames from a driving car, split by drive (the second field of the name)."""
+    return [p for p in list_pictures(root / "scenes" / "camvid", recursive=False)
+            if p.stem.split("_")[1] in CAMVID_DRIVES[split]]
 
 
 def utkface(root: Path, split: Split) -> list[Path]:

@@ -147,6 +147,9 @@ def train(
     hard: Annotated[int, typer.Option("--hard", min=0, help="With --task orientation: add this many pictures "
                     "of the hard kinds (small faces, a grey portrait in a circle, a cover with text, a painted "
                     "group; faceup.train.hard) made from the training parts.")] = 0,
+    everyday: Annotated[int, typer.Option("--everyday", min=0, help="With --task orientation: sample each "
+                        "training everyday photo (photos/objects) this many times and each training street "
+                        "frame (scenes/camvid) twice; 0 leaves both out.")] = 0,
     balance_ages: Annotated[bool, typer.Option("--balance-ages", help="With --task agegender: draw every age "
                             "group (0-2, 3-9, 10-19, ... 70+) equally often within each source and gender.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Go on from the run folder's last epoch (last.pt), "
@@ -199,7 +202,7 @@ def train(
             task=task, directory=directory, data=data, out=out_dir, epochs=epochs, scale=scale, max_steps=max_steps,
             batch=batch, freeze_blocks=freeze_blocks, install=install,
             sources=tuple(x.strip() for x in sources.split(",") if x.strip()), samples=samples,
-            samples_per_picture=samples_per_picture, net_size=net_size, hard=hard, balance_ages=balance_ages,
+            samples_per_picture=samples_per_picture, net_size=net_size, hard=hard, everyday=everyday, balance_ages=balance_ages,
             resume=resume, patience=patience, crop=crop, network=network, init=init, also=parse_also(also),
             backbone=backbone)
         bars = contextlib.ExitStack()

@@ -19,11 +19,11 @@ from faceup.models.orientation import NUM_CLASSES, OrientationModel, log_softmax
 from faceup.train import samples
 
 #: Validation kinds, each reported on its own.
-KINDS = ("face", "web face", "frame", "crowd", "scene")
+KINDS = ("face", "web face", "frame", "crowd", "scene", "everyday", "street")
 
 
 def kind_of_path(path: str) -> str:
-    for part, kind in (("/scenes/", "scene"), ("/crowds/", "crowd"), ("/gender_web/", "web face"),
+    for part, kind in (("/objects/", "everyday"), ("/camvid/", "street"), ("/scenes/", "scene"), ("/crowds/", "crowd"), ("/gender_web/", "web face"),
                        ("/frames68/", "frame")):
         if part in path:
             return kind

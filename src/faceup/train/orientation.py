@@ -46,6 +46,8 @@ class TrainConfig:
     patience: int = 3
     #: pictures of the hard kinds (faceup.train.hard) added to the training samples
     hard: int = 0
+    #: times each training everyday photo is sampled (street frames from a car twice when > 0)
+    everyday: int = 0
 
 
 def _cached(path: Path, plans: list[samples.Plan], size: int) -> np.ndarray:
@@ -88,8 +90,10 @@ def train(cfg: TrainConfig) -> Path:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     root = Path(cfg.data)
-    plans = samples.plan_training(root, seed=cfg.seed, scale=cfg.scale, hard=cfg.hard)
-    tag = f"s{cfg.size}_x{cfg.scale:g}_seed{cfg.seed}" + (f"_hard{cfg.hard}" if cfg.hard else "")
+    plans = samples.plan_training(root, seed=cfg.seed, scale=cfg.scale, hard=cfg.hard,
+                                   everyday=cfg.everyday)
+    tag = f"s{cfg.size}_x{cfg.scale:g}_seed{cfg.seed}" + (f"_hard{cfg.hard}" if cfg.hard else "") \
+        + (f"_everyday{cfg.everyday}" if cfg.everyday else "")
     data = _cached(out / f"train_{tag}.npy", plans, cfg.size)
     print(f"training samples: {len(data)}", flush=True)
 

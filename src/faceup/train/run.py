@@ -52,6 +52,7 @@ class TrainRequest:
     samples_per_picture: int = 12
     net_size: int | None = None
     hard: int = 0
+    everyday: int = 0
     balance_ages: bool = False
     resume: bool = False
     patience: int = 3
@@ -177,7 +178,8 @@ def run(req: TrainRequest, on_progress: Callable[[int, str], Callable[[], None]]
             raise BadOptionError(f"no data at {root}; give `data` (the shared data folder)")
         cfg = TrainConfig(data=str(root), out=str(out_dir), epochs=req.epochs, scale=req.scale,
                           max_steps=req.max_steps, batch=req.batch, freeze_blocks=req.freeze_blocks,
-                          resume=req.resume, patience=req.patience, hard=req.hard)
+                          resume=req.resume, patience=req.patience, hard=req.hard,
+                          everyday=req.everyday)
         onnx_path = train(cfg)
         meta = cal.calibrate(onnx_path, root, cfg.size, scale=min(1.0, req.scale * 10))
         (out_dir / "calibration.json").write_text(json.dumps(meta, indent=2))

@@ -11,6 +11,8 @@ Kinds of samples, so that the model sees scenes as well as faces:
 - crowd and street photos (training part only): whole and random crops;
 - video frames of people (frames68, training part only): whole and random crops;
 - face-free scenes (training part only);
+- with `everyday`: everyday photos (photos/objects) and street frames from a car
+  (scenes/camvid), training parts only, whole and random crops;
 - synthetic scenes: face crops pasted with soft edges onto face-free scenes at
   many scales, one to six faces;
 - with `hard`: the kinds of faceup.train.hard (small faces, a grey portrait in a
@@ -111,7 +113,7 @@ def _make(plan: Plan, size: int) -> np.ndarray:
         img = _open(plan.paths[0])
         if plan.kind == "face":
             img = _random_crop(img, rng, 0.55, 1.3)
-        elif plan.kind in ("crowd", "scene", "frame"):
+        elif plan.kind in ("crowd", "scene", "frame", "object"):
             if rng.random() < 0.7:
                 img = _random_crop(img, rng, 0.25)
         # "whole": the picture as it is (validation)
@@ -126,7 +128,7 @@ def _make_star(args: tuple[Plan, int]) -> np.ndarray:
 
 
 def plan_training(root: Path, seed: int = 0, faces_limit: int = 12000, scale: float = 1.0,
-                  hard: int = 0) -> list[Plan]:
+                  hard: int = 0, everyday: int = 0) -> list[Plan]:
     rng = random.Random(seed)
     utk = [str(p) for p in datasets.utkface(root, "train")]
     genki = [str(p) for p in datasets.genki(root, "train")]
@@ -151,6 +153,15 @@ def plan_training(root: Path, seed: int = 0, faces_limit: int = 12000, scale: fl
     for _ in range(12):
         for p in crowds[: n(len(crowds))]:
             plans.append(Plan("crowd", (p,), rng.getrandbits(32)))
+    if everyday:
+        objects = [str(p) for p in datasets.objects(root, "train")]
+        camvid = [str(p) for p in datasets.camvid(root, "train")]
+        for _ in range(everyday):
+            for p in objects[: n(len(objects))]:
+                plans.append(Plan("object", (p,), rng.getrandbits(32)))
+        for _ in range(2):
+            for p in camvid[: n(len(camvid))]:
+                plans.append(Plan("scene", (p,), rng.getrandbits(32)))
     face_pool = utk + genki
     for _ in range(n(10000)):
         k = rng.choice([1, 1, 1, 2, 3, 4, 6])
@@ -180,6 +191,8 @@ def plan_validation(root: Path, seed: int = 1, scale: float = 1.0) -> list[Plan]
     plans += [Plan("whole", (p,), rng.getrandbits(32)) for p in extra[: max(1, int(len(extra) * scale))]]
     plans += [Plan("whole", (str(p),), rng.getrandbits(32)) for p in scenes[: max(1, int(len(scenes) * scale))]]
     plans += [Plan("whole", (str(p),), rng.getrandbits(32)) for p in crowds[: max(1, int(len(crowds) * scale))]]
+    everyday = datasets.objects(root, "val") + datasets.camvid(root, "val")
+    plans += [Plan("whole", (str(p),), rng.getrandbits(32)) for p in everyday[: max(1, int(len(everyday) * scale))]]
     return plans
 
 
