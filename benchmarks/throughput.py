@@ -11,6 +11,9 @@ Two sets, made in a temporary folder from pictures faceup was never trained on:
 photos of people of segmentation/people (never seen by the orientation model)
 scaled to at most 512 px, JPEG q90; "phone": the first `--phone` of them
 enlarged to 4000x3000 (12 MP), JPEG q90, where the floor is a full-size decode;
+"small": web-sized photos, the kind most uploads are: the same pictures and the
+validation video frames of people (frames68), each scaled to a long side drawn
+between 300 and 400 px (seeded), JPEG q90, `--small` of them (480 by default);
 "web-many": `--copies` copies of "web" (2,166 pictures by default), where
 `faceup batch --report-only` on a local Ray is compared with `faceup predict`.
 Each row is a whole process (`time` of the command, start-up included; the
@@ -39,9 +42,11 @@ FLOOR = "import sys, glob\nfrom PIL import Image\nfor f in sorted(glob.glob(sys.
         "    im = Image.open(f); im.load()\n"
 
 
-def make_sets(root: Path, tmp: Path, phone: int, copies: int) -> dict[str, Path]:
-    web, big, many = tmp / "web", tmp / "phone", tmp / "web-many"
-    for folder in (web, big, many):
+def make_sets(root: Path, tmp: Path, phone: int, copies: int, small: int) -> dict[str, Path]:
+    import random
+
+    web, big, many, little = tmp / "web", tmp / "phone", tmp / "web-many", tmp / "small"
+    for folder in (web, big, many, little):
         folder.mkdir()
     pictures = datasets.crowds(root, "test") + datasets.list_pictures(root / "segmentation" / "people" / "images")
     for i, p in enumerate(sorted(pictures)):
@@ -52,7 +57,14 @@ def make_sets(root: Path, tmp: Path, phone: int, copies: int) -> dict[str, Path]
             (many / f"{k}-{i:04d}.jpg").write_bytes((web / f"{i:04d}.jpg").read_bytes())
         if i < phone:
             img.resize((4000, 3000), Image.Resampling.BICUBIC).save(big / f"{i:04d}.jpg", quality=90)
-    return {"web": web, "phone": big, "web-many": many}
+    rng = random.Random(0)
+    for i, p in enumerate((sorted(pictures) + datasets.frames68(root, "val"))[:small]):
+        img = Image.open(p).convert("RGB")
+        side = rng.randint(300, 400)
+        scale = side / max(img.size)
+        img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
+                   Image.Resampling.LANCZOS).save(little / f"{i:04d}.jpg", quality=90)
+    return {"web": web, "phone": big, "small": little, "web-many": many}
 
 
 def timed(cmd: list[str], env: dict | None = None) -> tuple[float, str]:
@@ -87,6 +99,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--phone", type=int, default=24, help="12 MP pictures to make")
     ap.add_argument("--dlib", type=int, default=60, help="web pictures timed with dlib HOG voting (0: none)")
+    ap.add_argument("--small", type=int, default=480, help="small web-sized photos to make")
     ap.add_argument("--copies", type=int, default=6, help="copies of the web set in web-many (for the batch job)")
     ap.add_argument("--repeat", type=int, default=5, help="runs of each floor and predict row (median)")
     ap.add_argument("--data", default=None)
@@ -95,7 +108,7 @@ def main() -> None:
     faceup = str(BIN / "faceup")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        sets = make_sets(root, Path(tmp), args.phone, args.copies)
+        sets = make_sets(root, Path(tmp), args.phone, args.copies, args.small)
         same = None
         for name, folder in sets.items():
             n = len(list(folder.iterdir()))
@@ -126,12 +139,14 @@ def main() -> None:
                                       str(Path(tmp) / "e.parquet")], env=ray_env)
                 single, _ = median_timed([faceup, "predict", "--json", str(empty / "one.jpg")], args.repeat)
                 per_dlib = dlib_voting(sets["web"], args.dlib) if args.dlib else None
+                small_dlib = dlib_voting(sets["small"], args.dlib) if args.dlib else None
     print("command: python benchmarks/throughput.py " + " ".join(sys.argv[1:]))
     print("| set | what | pictures | seconds | pictures/s | ms a picture | x the floor |")
     print("|---|---|---|---|---|---|---|")
     for name, what, n, sec, floor in rows:
         print(f"| {name} | {what} | {n} | {sec:.2f} | {n / sec:.1f} | {1000 * sec / n:.2f} | {sec / floor:.1f} |")
     web_every = next(sec / n for name, what, n, sec, _ in rows if name == "web" and "every core" in what)
+    small_every = next(sec / n for name, what, n, sec, _ in rows if name == "small" and "every core" in what)
     print()
     print(f"`faceup predict --json one.jpg`: {single:.2f} s, whole process")
     print(f"`faceup batch` on one picture (Ray start and stop): {ray_start:.1f} s")
@@ -142,6 +157,9 @@ def main() -> None:
     if per_dlib is not None:
         print(f"dlib HOG voting: {1000 * per_dlib:.1f} ms a picture in-process (first {args.dlib} web pictures); "
               f"faceup predict (every core, whole process) is {per_dlib / web_every:.1f}x faster")
+    if small_dlib is not None:
+        print(f"dlib HOG voting on the small set: {1000 * small_dlib:.1f} ms a picture in-process; faceup predict "
+              f"(every core, whole process) is {small_dlib / small_every:.1f}x faster")
 
 
 if __name__ == "__main__":

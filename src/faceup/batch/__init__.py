@@ -19,12 +19,11 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from faceup import imageio, pipeline
+from faceup.batch import store
 from faceup.batch.work import DONE, MODES, STAGED, Job, Mode, discard, sha256, sidecar_of, staged_path
 from faceup.errors import BadOptionError, BatchError, missing_extra, shown
-from faceup.files import walk, write_atomic
 from faceup.models import base as models_base
 
 #: Pictures per Ray batch: an actor judges it in chunks of pipeline.CHUNK, the
@@ -57,27 +56,34 @@ class Summary:
 class Plan:
     """A run made ready: the job, its table, every input (absolute), where each
     goes (`dst`, None for a report) and the inputs refused before any work (a
-    destination outside the output folder, onto an input, or shared by two)."""
+    destination outside the output folder, onto an input, or shared by two).
+    Paths are strings: local paths or s3://bucket/key (batch.store)."""
 
     job: Job
-    table: Path
+    table: str
     paths: list[str]
     dst: dict[str, str | None]
     refused: dict[str, str]
 
 
-def default_output(source: Path) -> Path:
+def _stem(source: str, is_dir: bool) -> str:
+    name = store.basename(source)
+    return name if is_dir else os.path.splitext(name)[0]
+
+
+def default_output(source: str | os.PathLike) -> str:
     """SOURCE-upright beside a folder (or beside a list file, named after it)."""
-    stem = source.name if source.is_dir() else source.stem
-    return source.with_name(f"{stem}-upright")
+    source = store.absolute(source)
+    return store.join(store.dirname(source), f"{_stem(source, store.of(source).is_dir(source))}-upright")
 
 
-def prepare(source: Path, mode: str = "fix", output: Path | None = None, in_place: bool = False,
-            table: Path | None = None, fmt: str | None = None,
+def prepare(source: str | os.PathLike, mode: str = "fix", output: str | os.PathLike | None = None,
+            in_place: bool = False, table: str | os.PathLike | None = None, fmt: str | None = None,
             options: pipeline.Options | None = None, include_outputs: bool = False) -> Plan:
     """Check the options, find the inputs and where each one goes. Raises
     BadOptionError for options that cannot go together; an input whose
-    destination is not safe is refused on its own row, never written."""
+    destination is not safe is refused on its own row, never written. Each path
+    is a local one or s3://bucket/prefix (batch.store), in any mix."""
     try:
         mode = Mode(mode).value
     except ValueError:
@@ -86,54 +92,71 @@ def prepare(source: Path, mode: str = "fix", output: Path | None = None, in_plac
         raise BadOptionError("in-place goes with the fix and tag modes only")
     if output is not None and (in_place or mode == Mode.REPORT):
         raise BadOptionError("give one of an output folder, in-place, or a report")
-    if not source.exists():
+    source = store.absolute(source)
+    where = store.of(source)
+    if not where.exists(source):
         raise BadOptionError(f"{source} does not exist")
-    source = Path(os.path.abspath(source))
+    is_dir = where.is_dir(source)
     fmt = imageio.normalize_format(fmt) if fmt else None
     if mode in (Mode.FIX, Mode.TAG, Mode.DRY_RUN) and not in_place:
-        output = Path(os.path.abspath(output)) if output is not None else default_output(source)
-        if output == source or (source.is_dir() and output.resolve() == source.resolve()):
+        output = store.absolute(output) if output is not None else default_output(source)
+        out_store = store.of(output)
+        if output == source or (is_dir and out_store.realpath(output) == where.realpath(source)):
             raise BadOptionError("the output folder is the source; change the inputs with in-place instead")
-        if output.exists() and not output.is_dir():
+        if out_store.is_file(output):
             raise BadOptionError(f"the output {output} is a file, not a folder")
     else:
         output = None
     if table is None:  # in the output folder, else beside the source (never inside a tree being walked)
-        stem = source.name if source.is_dir() else source.stem
-        table = output / "faceup-results.parquet" if output is not None and mode != Mode.DRY_RUN \
-            else source.parent / f"{stem}.faceup-results.parquet"
-    table = Path(os.path.abspath(table))
-    skip = [table, table.with_name(table.name + ".d")] + ([output] if output is not None else [])
+        table = store.join(output, "faceup-results.parquet") if output is not None and mode != Mode.DRY_RUN \
+            else store.join(store.dirname(source), f"{_stem(source, is_dir)}.faceup-results.parquet")
+    table = store.absolute(table)
+    skip = [table, table + ".d"] + ([output] if output is not None else [])
     paths = inputs_of(source, skip, include_outputs)
-    if source.is_dir():
-        base = str(source)
+    if is_dir:
+        base = source
     else:
-        base = os.path.commonpath([os.path.dirname(p) for p in paths]) if paths else str(source.parent)
-    job = Job(mode=mode, base=base, output=None if output is None else str(output), in_place=in_place,
-              journal=str(table.with_name(table.name + ".d")), format=fmt,
+        base = _common_folder(paths) if paths else store.dirname(source)
+    job = Job(mode=mode, base=base, output=output, in_place=in_place, journal=table + ".d", format=fmt,
               options=options or pipeline.Options(format=fmt))
     dst, refused = destinations(paths, job)
     return Plan(job=job, table=table, paths=paths, dst=dst, refused=refused)
 
 
-def inputs_of(source: Path, skip: list[Path] | None = None, outputs: bool = False) -> list[str]:
+def _common_folder(paths: list[str]) -> str:
+    """The deepest folder (or bucket prefix) that holds every path of a list."""
+    remote = {store.is_remote(p) for p in paths}
+    if len(remote) > 1:
+        raise BadOptionError("the list mixes local paths and s3:// objects; give one kind per run")
+    if remote == {True}:
+        folders = ["/" + store.dirname(p)[len(store.SCHEME):] for p in paths]
+        common = os.path.commonpath(folders).lstrip("/")
+        if not common:
+            raise BadOptionError("the list names objects in more than one bucket; give one bucket per run")
+        return store.SCHEME + common
+    return os.path.commonpath([os.path.dirname(p) for p in paths])
+
+
+def inputs_of(source: str | os.PathLike, skip: list[str] | None = None, outputs: bool = False) -> list[str]:
     """The pictures of a folder tree (hidden files, OS litter, `skip` and, unless
     `outputs`, faceup's own outputs written beside their inputs left out), or the paths listed in a text file (one per line; # comments and blank
     lines left out; relative paths are relative to the file's folder), each as
     an absolute, normalised path, once."""
-    if source.is_dir():
-        return [os.path.abspath(p) for p in walk(source, skip=skip, outputs=outputs)]
-    if not source.is_file():
+    source = store.absolute(source)
+    where = store.of(source)
+    if where.is_dir(source):
+        return where.walk(source, skip=[store.absolute(s) for s in skip or []], outputs=outputs)
+    if not where.is_file(source):
         raise BadOptionError(f"{source} is neither a folder nor a text file of paths")
     try:
-        text = source.read_text(encoding="utf-8", errors="surrogateescape")
+        text = where.read(source).decode("utf-8", errors="surrogateescape")
     except OSError as exc:
         raise BadOptionError(f"{source} cannot be read: {exc.strerror or exc}") from None
     out: dict[str, None] = {}
     for line in text.splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
-            out[os.path.abspath(os.path.join(source.parent, line))] = None
+            out[store.absolute(line if store.is_remote(line) else store.join(store.dirname(source), line))] = None
     return list(out)
 
 
@@ -149,14 +172,14 @@ def destinations(paths: list[str], job: Job) -> tuple[dict[str, str | None], dic
     if job.in_place:
         return {p: p for p in paths}, refused
     assert job.output is not None
-    inputs = {os.path.realpath(p) for p in paths}
-    out_root = os.path.realpath(job.output)
+    inputs = {store.of(p).realpath(p) for p in paths}
+    out_root = store.of(job.output).realpath(job.output)
     by_target: dict[str, list[str]] = {}
     for p in paths:
-        d = os.path.normpath(os.path.join(job.output, os.path.relpath(p, job.base)))
+        d = store.absolute(store.join(job.output, store.relative(p, job.base)))
         if job.format and job.mode in (Mode.FIX, Mode.DRY_RUN):
-            d = os.path.join(os.path.dirname(d), imageio.in_format(os.path.basename(d), job.format))
-        real = os.path.realpath(d)
+            d = store.join(store.dirname(d), imageio.in_format(store.basename(d), job.format))
+        real = store.of(d).realpath(d)
         dst[p] = d
         if not real.startswith(out_root + os.sep):
             refused[p] = f"its output {d} would lie outside the output folder {job.output}; nothing written"
@@ -200,11 +223,7 @@ def unchanged(row: dict) -> bool:
     saw: the input itself (in place: the same size and time), or what was in
     the output folder (the same content, or still no file)."""
     if _in_place_row(row):
-        try:
-            st = os.stat(row["output"])
-        except OSError:
-            return False
-        return (st.st_size, st.st_mtime_ns) == (row["bytes"], row["mtime_ns"])
+        return store.of(row["output"]).stat(row["output"]) == (row["bytes"], row["mtime_ns"])
     return sha256(row["output"]) == row["replaced_sha256"]
 
 
@@ -216,10 +235,10 @@ def _changed(row: dict) -> dict:
 
 
 def _move_in_place(row: dict) -> None:
-    if row["staged"] and os.path.exists(row["staged"]):
-        os.replace(row["staged"], row["output"])
-    if row["sidecar"] and staged_path(row["sidecar"]).exists():
-        os.replace(staged_path(row["sidecar"]), row["sidecar"])
+    for staged, dst in ((row["staged"], row["output"]),
+                        (row["sidecar"] and staged_path(row["sidecar"]), row["sidecar"])):
+        if staged and store.of(staged).exists(staged):
+            store.of(staged).replace(staged, dst)
 
 
 def recover(journal, job: Job) -> list[dict]:
@@ -229,19 +248,19 @@ def recover(journal, job: Job) -> list[dict]:
     rows = journal.rows()
     referenced, changed = set(), []
     for row in rows:
-        referenced.update(s for s in (row["staged"], row["sidecar"] and str(staged_path(row["sidecar"]))) if s)
-        if row["staged"] and os.path.exists(row["staged"]) and not unchanged(row):
+        referenced.update(s for s in (row["staged"], row["sidecar"] and staged_path(row["sidecar"])) if s)
+        if row["staged"] and store.of(row["staged"]).exists(row["staged"]) and not unchanged(row):
             changed.append(_changed(row))
         else:
             _move_in_place(row)
     if changed:
         journal.append(changed)
         rows = journal.rows()
-    root = Path(job.output if job.output and not job.in_place else job.base)
-    if root.is_dir() and job.mode != Mode.DRY_RUN:
-        for stray in root.rglob(f".*{STAGED}"):
-            if str(stray) not in referenced:
-                stray.unlink()
+    root = job.output if job.output and not job.in_place else job.base
+    if job.mode != Mode.DRY_RUN:
+        for stray in store.of(root).files(root, f".*{STAGED}"):
+            if stray not in referenced:
+                store.of(stray).unlink(stray)
     return rows
 
 
@@ -251,22 +270,33 @@ def done(row: dict | None, job: Job) -> bool:
     since (or, in place, the very output the run put there)."""
     if row is None or row["job"] != job.key or row["action"] not in DONE:
         return False
-    try:
-        st = os.stat(row["path"])
-    except OSError:
+    where = store.of(row["path"])
+    now = where.stat(row["path"])
+    if now is None:
         return False
-    now = (st.st_size, st.st_mtime_ns)
-    return now == (row["bytes"], row["mtime_ns"]) or (
-        job.in_place and row["action"] in ("replaced", "tagged") and now == (row["output_bytes"], row["mtime_ns"]))
+    if now == (row["bytes"], row["mtime_ns"]):
+        return True
+    if not (job.in_place and row["action"] in ("replaced", "tagged") and now[0] == row["output_bytes"]):
+        return False
+    # a file keeps its time when replaced (write_atomic's `like`); an object cannot: its content tells
+    return sha256(row["path"]) == row["output_sha256"] if where.remote else now[1] == row["mtime_ns"]
 
 
-def _locks(plan: Plan) -> list[tuple[Path, str]]:
+def _locks(plan: Plan) -> list[tuple[str, str]]:
     job = plan.job
-    locks = [(Path(job.journal) / "lock", f"the table {plan.table}")]
+    locks = [(store.join(job.journal, "lock"), f"the table {plan.table}")]
     if job.mode in (Mode.FIX, Mode.TAG):
         root = job.base if job.in_place else job.output
-        locks.append((Path(root) / LOCK, f"{root}"))
+        locks.append((store.join(root, LOCK), f"{root}"))
     return locks
+
+
+@contextlib.contextmanager
+def _held(locks: list[tuple[str, str]]):
+    with contextlib.ExitStack() as stack:
+        for path, what in locks:
+            stack.enter_context(store.of(path).lock(path, what))
+        yield
 
 
 def run(plan: Plan, address: str | None = None, progress: Callable[[int, int], None] | None = None,
@@ -276,19 +306,17 @@ def run(plan: Plan, address: str | None = None, progress: Callable[[int, int], N
     per output and per table: another one refuses at once (BatchError). Ray's own
     log lines (its C++ core writes to the process's stderr) go to a log file
     unless `verbose`; the file is named in the error when the run fails."""
-    from faceup.batch import lock
-
     ray = _ray()
     Journal, empty_row = _journal("faceup batch")
     job = plan.job
     start = time.perf_counter()
-    with lock.held(*_locks(plan)):
+    with _held(_locks(plan)):
         journal = Journal(plan.table)
         prior = {row["path"]: row for row in recover(journal, job)}
         journal.append([empty_row(p) | {"job": job.key, "action": "failed", "error": why}
                         for p, why in plan.refused.items()])
         todo = [p for p in plan.paths if p not in plan.refused and not done(prior.get(p), job)]
-        summary = Summary(table=str(plan.table), inputs=len(plan.paths),
+        summary = Summary(table=plan.table, inputs=len(plan.paths),
                           done_before=len(plan.paths) - len(todo) - len(plan.refused), done_now=len(plan.refused))
         if progress:
             progress(summary.done_before, len(plan.paths))
@@ -346,7 +374,7 @@ def _item(path: str, dst: str | None, prior: dict | None) -> dict:
     if prior is not None and dst is not None:
         if prior["output"] == dst:
             item.update(prior_output_sha256=prior["output_sha256"], prior_backup=prior["backup"])
-        if prior["sidecar"] == str(sidecar_of(dst)):
+        if prior["sidecar"] == sidecar_of(dst):
             item["prior_sidecar_sha256"] = prior["sidecar_sha256"]
     return item
 
@@ -408,7 +436,7 @@ def _run_on_ray(ray, items: list[dict], job: Job, journal, address: str | None, 
                             num_cpus=max(0.5, per_node - 0.5))
         actors = nodes
         began, first, first_done = time.perf_counter(), None, 0
-        for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=1):
+        for batch in _batches(ds):
             rows = batch.to_pylist()
             _journal_and_place(rows, journal)
             summary.done_now += len(rows)
@@ -427,6 +455,21 @@ def _run_on_ray(ray, items: list[dict], job: Job, journal, address: str | None, 
         if watchdog is not None:
             watchdog.terminate()
             watchdog.wait()
+
+
+def _batches(ds):
+    """The dataset's batches; a worker's BatchError (the store cannot be reached)
+    ends the run with its own message, not Ray's wrapping of it."""
+    try:
+        yield from ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=1)
+    except Exception as exc:
+        seen, cause = set(), exc
+        while cause is not None and id(cause) not in seen:
+            if isinstance(cause, BatchError) and type(cause) is BatchError:
+                raise BatchError(str(cause)) from None
+            seen.add(id(cause))
+            cause = getattr(cause, "cause", None) or cause.__cause__ or cause.__context__
+        raise
 
 
 def check_reachable(address: str, timeout: float = 5.0) -> None:
@@ -484,13 +527,13 @@ class UndoReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
-def undo(table: Path) -> UndoReport:
+def undo(table: str | os.PathLike) -> UndoReport:
     """Restore what the runs journaled in `table` changed: files they replaced
     (inputs in place, or files that were already in the output folder) get
     their bytes back from the backups the runs kept; outputs and sidecars they
     made are removed. A file changed since is left alone and reported."""
     Journal, _ = _journal("faceup undo")
-    journal = Journal(table)
+    journal = Journal(store.absolute(table))
     if not journal.exists():
         raise BadOptionError(f"{table} is not a faceup results table (no such file)")
     report = UndoReport()
@@ -516,8 +559,8 @@ def _undo_one(target: str, written: str, backup: str | None, replaced: str | Non
         if sha256(backup) is None:
             report.skipped.append((target, f"its backup {backup} is gone; left as the run wrote it"))
             return
-        write_atomic(target, Path(backup).read_bytes(), like=target)
+        store.of(target).write(target, store.of(backup).read(backup), like=target)
         report.restored.append(target)
     else:  # a file the run made
-        os.unlink(target)
+        store.of(target).unlink(target)
         report.removed.append(target)

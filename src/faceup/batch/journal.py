@@ -15,13 +15,12 @@ import errno
 import os
 import time
 import uuid
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from faceup.batch import store
 from faceup.errors import BatchError, shown
-from faceup.files import write_atomic
 from faceup.schemas import PredictionOut
 
 #: Marks a Parquet file as a faceup results table (its schema metadata).
@@ -57,20 +56,25 @@ def empty_row(path: str) -> dict:
 
 
 class Journal:
+    """The table and its parts, on a disk or a bucket (batch.store)."""
+
     def __init__(self, table: str | os.PathLike):
-        self.table = Path(table)
-        self.folder = self.table.with_name(self.table.name + ".d")
-        self.parts = self.folder / "parts"
+        self.table = str(table)
+        self.folder = self.table + ".d"
+        self.parts = store.join(self.folder, "parts")
+        self.store = store.of(self.table)
 
     def exists(self) -> bool:
-        return self.table.exists() or self.parts.is_dir()
+        return self.store.exists(self.table) or self.store.is_dir(self.parts)
+
+    def _parts(self) -> list[str]:
+        return self.store.files(self.parts, "*.parquet")
 
     def rows(self) -> list[dict]:
         """Every row written so far (the table, then the parts in the order they
         were written), the latest one per path."""
-        files = [self.table] if self.table.exists() else []
-        if self.parts.is_dir():
-            files += sorted(self.parts.glob("*.parquet"))
+        files = [self.table] if self.store.exists(self.table) else []
+        files += self._parts()
         latest: dict[str, dict] = {}
         for f in files:
             for row in _read(f).to_pylist():
@@ -81,23 +85,21 @@ class Journal:
         """One part for these rows, durable before this returns."""
         if rows:
             name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"  # names sort in the order written
-            self._write(self.parts / name, rows)
+            self._write(store.join(self.parts, name), rows)
 
     def compact(self) -> int:
         """Gather every row into the one table (sorted by path) and drop the parts."""
         rows = sorted(self.rows(), key=lambda r: r["path"])
         self._write(self.table, rows)
-        if self.parts.is_dir():
-            for p in self.parts.glob("*.parquet"):
-                p.unlink()
-            self.parts.rmdir()
-        if self.folder.is_dir() and not any(self.folder.iterdir()):
-            self.folder.rmdir()
+        for p in self._parts():
+            self.store.unlink(p)
+        self.store.remove_empty_dir(self.parts)
+        self.store.remove_empty_dir(self.folder)
         return len(rows)
 
-    def _write(self, path: Path, rows: list[dict]) -> None:
+    def _write(self, path: str, rows: list[dict]) -> None:
         try:
-            write_atomic(path, _parquet(rows))
+            self.store.write(path, _parquet(rows))
         except OSError as exc:
             full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
             raise BatchError(
@@ -107,9 +109,9 @@ class Journal:
                 + "what was done and journaled is kept, nothing is done twice") from None
 
 
-def _read(path: Path) -> pa.Table:
+def _read(path: str) -> pa.Table:
     try:
-        table = pq.read_table(path)
+        table = pq.read_table(pa.BufferReader(store.of(path).read(path)))
     except (OSError, pa.ArrowException) as exc:
         raise BatchError(
             f"{path} cannot be read as a results table ({shown(exc, 100)}); it is damaged or not a Parquet "

@@ -12,11 +12,10 @@ import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from faceup import imageio, pipeline
-from faceup.errors import FaceupError, InternalError, UnfaithfulWriteError, shown
-from faceup.files import write_atomic
+from faceup.batch import store
+from faceup.errors import BatchError, FaceupError, InternalError, UnfaithfulWriteError, shown
 from faceup.schemas import PredictionOut
 
 
@@ -62,24 +61,20 @@ class Job:
         return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def staged_path(dst: str | os.PathLike) -> Path:
-    dst = Path(dst)
-    return dst.with_name(f".{dst.name}{STAGED}")
+def staged_path(dst: str | os.PathLike) -> str:
+    dst = str(dst)
+    return store.join(store.dirname(dst), f".{store.basename(dst)}{STAGED}")
 
 
-def sidecar_of(dst: str | os.PathLike) -> Path:
+def sidecar_of(dst: str | os.PathLike) -> str:
     """The XMP sidecar of a picture: NAME.EXT.xmp (as digiKam and darktable name
     them), so a.png and a.tif never share one."""
-    dst = Path(dst)
-    return dst.with_name(dst.name + ".xmp")
+    return str(dst) + ".xmp"
 
 
 def sha256(path: str | os.PathLike) -> str | None:
-    """The file's sha256, or None when there is no file."""
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except FileNotFoundError:
-        return None
+    """The file's (or object's) sha256, or None when there is none."""
+    return store.sha256(str(path))
 
 
 def process(items: list[dict], job: Job, threads: int = 1) -> list[dict]:
@@ -95,13 +90,16 @@ def process(items: list[dict], job: Job, threads: int = 1) -> list[dict]:
     rows, datas = [], []
     for item in items:
         row = empty_row(item["path"]) | {"job": job.key}
+        where = store.of(item["path"])
         try:
-            st = os.stat(item["path"])
-            data = Path(item["path"]).read_bytes()
-            row.update(bytes=len(data), mtime_ns=st.st_mtime_ns, sha256=hashlib.sha256(data).hexdigest())
+            st = where.stat(item["path"])
+            if st is None:
+                raise FileNotFoundError(2, "No such file or directory")
+            data = where.read(item["path"])
+            row.update(bytes=len(data), mtime_ns=st[1], sha256=hashlib.sha256(data).hexdigest())
         except OSError as exc:
             data = None
-            row.update(error=f"cannot be read: {exc.strerror or exc}", action="failed")
+            row.update(error=f"cannot be read: {exc.strerror or shown(exc, 160)}", action="failed")
         rows.append(row)
         datas.append(data)
     ok = [i for i, d in enumerate(datas) if d is not None]
@@ -115,6 +113,9 @@ def process(items: list[dict], job: Job, threads: int = 1) -> list[dict]:
         try:
             _finish(row, item, datas[i], result, job)
         except Exception as exc:  # noqa: BLE001 - one picture fails, the batch goes on
+            if isinstance(exc, BatchError):  # the store is gone: the whole run stops
+                discard(row)
+                raise
             if isinstance(exc, FaceupError):
                 msg = str(exc)
             elif isinstance(exc, OSError):
@@ -131,7 +132,7 @@ def discard(row: dict) -> None:
     """Delete what was staged for this row."""
     for staged in (row.get("staged"), row.get("sidecar") and staged_path(row["sidecar"])):
         if staged:
-            Path(staged).unlink(missing_ok=True)
+            store.of(staged).unlink(staged)
 
 
 def _finish(row: dict, item: dict, data: bytes, result, job: Job) -> None:
@@ -147,9 +148,9 @@ def _finish(row: dict, item: dict, data: bytes, result, job: Job) -> None:
     if job.mode == Mode.REPORT:
         row["action"] = "reported"
         return
-    dst = Path(item["dst"])
+    dst = item["dst"]
     if job.mode == Mode.DRY_RUN:
-        row.update(action="planned", output=str(dst))
+        row.update(action="planned", output=dst)
         return
     if job.mode == Mode.FIX:
         _stage(row, item, data, result.data, dst, job, changed="replaced" if job.in_place else "written")
@@ -164,15 +165,16 @@ def _finish(row: dict, item: dict, data: bytes, result, job: Job) -> None:
         _stage(row, item, data, tagged.data, dst, job, changed="tagged")
         return
     sidecar = sidecar_of(dst)
-    if sidecar.exists() and sha256(sidecar) != item.get("prior_sidecar_sha256"):
-        raise UnfaithfulWriteError(f"{sidecar.name} exists already; faceup does not overwrite a sidecar")
+    existing = sha256(sidecar)
+    if existing is not None and existing != item.get("prior_sidecar_sha256"):
+        raise UnfaithfulWriteError(f"{store.basename(sidecar)} exists already; faceup does not overwrite a sidecar")
     if not job.in_place:
         _stage(row, item, data, data, dst, job, changed="written")  # the picture itself, byte for byte
-    write_atomic(staged_path(sidecar), tagged.sidecar)
-    row.update(action="sidecar", sidecar=str(sidecar), sidecar_sha256=hashlib.sha256(tagged.sidecar).hexdigest())
+    store.of(sidecar).write(staged_path(sidecar), tagged.sidecar)
+    row.update(action="sidecar", sidecar=sidecar, sidecar_sha256=hashlib.sha256(tagged.sidecar).hexdigest())
 
 
-def _stage(row: dict, item: dict, original: bytes, out: bytes, dst: Path, job: Job, changed: str) -> None:
+def _stage(row: dict, item: dict, original: bytes, out: bytes, dst: str, job: Job, changed: str) -> None:
     """Write `out` beside `dst` under its staged name. Whatever `dst` holds now
     (the input itself in place, or a file already in the output folder) is kept
     in the run's folder first, for `faceup undo`, unless an earlier run of this
@@ -190,11 +192,11 @@ def _stage(row: dict, item: dict, original: bytes, out: bytes, dst: Path, job: J
             backup = item.get("prior_backup")
         else:
             if data is None:
-                data = dst.read_bytes()
-            backup = str(Path(job.journal) / "originals" / f"{current}{dst.suffix}")
-            if not os.path.exists(backup):
-                write_atomic(backup, data)
+                data = store.of(dst).read(dst)
+            backup = store.join(job.journal, "originals", f"{current}{os.path.splitext(store.basename(dst))[1]}")
+            if not store.of(backup).exists(backup):
+                store.of(backup).write(backup, data)
         row.update(backup=backup, replaced_sha256=current)
-    write_atomic(staged_path(dst), out, like=dst if job.in_place else None)
-    row.update(action=changed, output=str(dst), staged=str(staged_path(dst)),
+    store.of(dst).write(staged_path(dst), out, like=dst if job.in_place else None)
+    row.update(action=changed, output=dst, staged=staged_path(dst),
                output_sha256=hashlib.sha256(out).hexdigest(), output_bytes=len(out))

@@ -1,6 +1,5 @@
 """Whole archives on Ray: batch, undo (the ray extra)."""
 
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -24,10 +23,12 @@ from faceup.errors import FaceupError
 
 @app.command()
 def batch(
-    source: Annotated[Path, typer.Argument(metavar="SOURCE", help="A folder tree of pictures, or a text file of paths (one per line).",
-                                           show_default=False)],
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder that mirrors the inputs. "
-                      "Default: SOURCE-upright beside the source.")] = None,
+    source: Annotated[str, typer.Argument(metavar="SOURCE", help="A folder tree of pictures, or a text file of "
+                                          "paths (one per line); a folder may be s3://BUCKET/PREFIX (endpoint "
+                                          "and credentials from the AWS variables and files).",
+                                          show_default=False)],
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Folder (or s3://BUCKET/PREFIX) that "
+                      "mirrors the inputs. Default: SOURCE-upright beside the source.")] = None,
     in_place: Annotated[bool, typer.Option("--in-place", help="Change the inputs themselves (atomically; the "
                         "originals are kept for `faceup undo`).")] = False,
     report_only: Annotated[bool, typer.Option("--report-only", help="Only the table: how each picture is "
@@ -36,7 +37,7 @@ def batch(
                        "where; nothing written.")] = False,
     tag_only: Annotated[bool, typer.Option("--tag-only", help="No new pixels: set the EXIF Orientation tag "
                         "of JPEGs and PNGs, and write an XMP sidecar (NAME.EXT.xmp) for other formats.")] = False,
-    table: Annotated[Optional[Path], typer.Option("--table", help="The results table (Parquet), also the "
+    table: Annotated[Optional[str], typer.Option("--table", help="The results table (Parquet), also the "
                      "run's journal. Default: faceup-results.parquet in the output folder, else beside "
                      "the source.")] = None,
     address: Annotated[Optional[str], typer.Option("--address", envvar="RAY_ADDRESS", help="A Ray cluster "
@@ -93,15 +94,16 @@ def batch(
         out.print(f"{summary.inputs} pictures: {summary.done_before} done before, {summary.done_now} now "
                   f"({rate:.1f}/s{once_up} on {summary.actors} actor(s), {summary.nodes} node(s)); "
                   + ", ".join(f"{k} {v}" for k, v in sorted(summary.by_action.items())))
-        out.print(f"table: {printable(Path(summary.table))}")
+        out.print(f"table: {printable(summary.table)}")
         for path, msg in summary.failed[:20]:
-            failed_line(Path(path), msg, indent="  ")
+            failed_line(path, msg, indent="  ")
     raise typer.Exit(1 if summary.failed else 0)
 
 
 @app.command()
 def undo(
-    table: Annotated[Path, typer.Argument(metavar="TABLE", help="The results table of a `faceup batch` run.", show_default=False)],
+    table: Annotated[str, typer.Argument(metavar="TABLE", help="The results table of a `faceup batch` run "
+                                         "(a path or s3://BUCKET/KEY).", show_default=False)],
     as_json: Annotated[bool, typer.Option("--json", help="Print what was done as JSON.")] = False,
 ) -> None:
     """Restore what a `faceup batch` run changed: inputs replaced in place get their
@@ -120,5 +122,5 @@ def undo(
     else:
         out.print(f"{len(report.restored)} restored, {len(report.removed)} removed, {len(report.skipped)} left alone")
         for p, w in report.skipped:
-            out.print(f"  {printable(Path(p))}: {w}")
+            out.print(f"  {printable(p)}: {w}")
     raise typer.Exit(0)

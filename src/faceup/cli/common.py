@@ -171,7 +171,7 @@ def progress(total: int, label: str, rate: bool = False) -> _Bar:
     return _Bar(total, label, shown=total >= 2 and sys.stderr.isatty())
 
 
-def printable(path: Path) -> str:
+def printable(path: Path | str) -> str:
     """A path as printable text (a non-UTF-8 file name shows its odd bytes as \\xNN)."""
     return pipeline.printable_path(str(path))
 
@@ -199,7 +199,7 @@ def warning_line(msg: str) -> None:
     typer.secho(flagged(msg), fg="yellow", err=True)
 
 
-def failed_line(path: Path, msg: str, indent: str = "") -> None:
+def failed_line(path: Path | str, msg: str, indent: str = "") -> None:
     """One line for a file that failed ("failed" in red on a terminal)."""
     typer.echo(indent + typer.style("failed", fg="red") + f" {printable(path)}: {flagged(msg)}", err=True)
 

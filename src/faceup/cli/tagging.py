@@ -1,6 +1,8 @@
 """fix --tag-only: the orientation tag (or an XMP sidecar) instead of new pixels."""
 
 
+from pathlib import Path
+
 from faceup import imageio, pipeline
 from faceup.cli.common import (
     printable,
@@ -24,7 +26,7 @@ def tag_all(jobs: list[_Job], options: pipeline.Options, in_place: bool, sidecar
                 if job.refused:
                     raise FaceupError(job.refused)
                 tagged = pipeline.tag(job.src, options, path=printable(job.src), sidecar=sidecar)
-                side = sidecar_of(job.dst) if tagged.sidecar is not None else None
+                side = Path(sidecar_of(job.dst)) if tagged.sidecar is not None else None
                 if side is not None and side.exists() and side.read_bytes() != tagged.sidecar:
                     raise FaceupError(f"{printable(side)} exists already; faceup does not overwrite a sidecar")
                 if not in_place:
