@@ -540,6 +540,42 @@ def detect_all(image: Image.Image, min_score: float = DETECT_MIN_SCORE, tiling: 
     return found
 
 
+#: A picture in which no face is found is taken as a face crop (a thumbnail, an ID
+#: picture, a crop from a photo) when it is shaped like one: at most this many
+#: pixels on its longer side, its sides within WHOLE_PICTURE_ASPECT of each other,
+#: and the detectors, looking again at it padded with a lower score
+#: (WHOLE_PICTURE_MIN_SCORE), find a face covering at least WHOLE_PICTURE_MIN_AREA
+#: of it. The score was chosen on validation data by a rule written before
+#: (benchmarks/whole_picture.py; docs: face analysis).
+WHOLE_PICTURE_MAX_SIDE = 256
+WHOLE_PICTURE_ASPECT = 1.67
+WHOLE_PICTURE_MIN_AREA = 0.25
+WHOLE_PICTURE_MIN_SCORE: float | None = None  # None: the rule is off
+
+
+def looks_like_a_crop(image: Image.Image) -> bool:
+    w, h = image.size
+    return max(w, h) <= WHOLE_PICTURE_MAX_SIDE and max(w, h) <= WHOLE_PICTURE_ASPECT * min(w, h)
+
+
+def whole_picture_face(image: Image.Image, min_score: float | None = None) -> Detection | None:
+    """The face of a picture shaped like a face crop in which detect_all found none:
+    the best face the detectors see at `min_score` (default
+    WHOLE_PICTURE_MIN_SCORE) in the padded picture, if it covers at least
+    WHOLE_PICTURE_MIN_AREA of the picture; else None."""
+    min_score = WHOLE_PICTURE_MIN_SCORE if min_score is None else min_score
+    if min_score is None or not looks_like_a_crop(image):
+        return None
+    w, h = image.size
+    seen = _retry(image, min_score, ALL_FACE_PAD, False).clipped(w, h)
+    best = None
+    for d in seen:
+        x0, y0, x1, y1 = d.box
+        if (x1 - x0) * (y1 - y0) >= WHOLE_PICTURE_MIN_AREA * w * h and (best is None or d.score > best.score):
+            best = d
+    return best
+
+
 def largest_face(image: Image.Image, min_score: float = DETECT_MIN_SCORE) -> Detection | None:
     """The largest face detect_all finds (None if none): the face of a picture of one face."""
     return detect_all(image, min_score).largest()

@@ -1,0 +1,87 @@
+"""A picture that is itself a face: how often the whole-picture rule fires on
+face crops whose face the detectors miss, and how often it invents one on
+pictures without a face.
+
+    .venv/bin/python benchmarks/whole_picture.py [--split val|test] [--limit 600]
+
+Where `faces.detect_all` finds nothing (as `faceup analyze` looks), the picture
+is a candidate when it is shaped like a face crop (longer side at most
+faces.WHOLE_PICTURE_MAX_SIDE, sides within faces.WHOLE_PICTURE_ASPECT of each
+other); the detectors then look again at the padded picture with a lower score
+`s`, and the rule fires when their best face covers at least
+faces.WHOLE_PICTURE_MIN_AREA of the picture. Prints, per source and for each s,
+how often a face is found, how often the rule fires, and both together.
+val: the validation part of each source (s is chosen here by the rule in the
+research log); test: LFW and the held-out scenes, crowds, everyday photos and
+street frames, measured once after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+
+import numpy as np
+from PIL import Image
+from rich.progress import track
+
+from faceup import datasets, faces
+
+
+def sources(root, split: str, limit: int) -> dict[str, list]:
+    rng = random.Random(0)
+
+    def pick(paths: list) -> list:
+        return sorted(rng.sample(paths, min(limit, len(paths))))
+
+    def every_tenth(paths: list) -> list:
+        return [p for p in paths if datasets._split_by_hash(p) == "val"]
+
+    free = {"scenes (no face)": pick(datasets.scenes(root, split)),
+            "crowds (faces, small)": pick(datasets.crowds(root, split)),
+            "everyday (mostly no face)": pick(datasets.objects(root, split)),
+            "street (few, small faces)": pick(datasets.camvid(root, split))}
+    if split == "test":
+        return {"lfw (face crops)": pick(datasets.lfw(root)), **free}
+    smile = root / "smile"
+    return {
+        "utkface (face crops)": pick(datasets.utkface(root, "val")),
+        "gender_web (face crops)": pick([p for p, _ in datasets.gender_web(root, "val")]),
+        "genki4k_train (face crops)": pick(datasets.genki(root, "val")),
+        "smilesmiled (face crops)": pick(every_tenth(datasets.list_pictures(smile / "smilesmiled"))),
+        "fer2013 (face crops)": pick(every_tenth(datasets.list_pictures(smile / "fer2013"))),
+        **free,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--split", choices=("val", "test"), default="val")
+    ap.add_argument("--limit", type=int, default=600)
+    ap.add_argument("--scores", default="0.05,0.1,0.2,0.3")
+    ap.add_argument("--data", default=None)
+    args = ap.parse_args()
+    root = datasets.data_root(args.data)
+    scores = [float(s) for s in args.scores.split(",")]
+    print(f"command: python benchmarks/whole_picture.py --split {args.split} --limit {args.limit} "
+          f"--scores {args.scores}\n")
+    print("| source | pictures | face found | " + " | ".join(f"fires at {s:g} / found or fired" for s in scores) + " |")
+    print("|---|---|---|" + "---|" * len(scores))
+    for name, paths in sources(root, args.split, args.limit).items():
+        found, best = [], []
+        for p in track(paths, description=name, transient=True):
+            img = Image.open(p).convert("RGB")
+            img.thumbnail((1024, 1024))  # as pipeline.analyze looks
+            hit = len(faces.detect_all(img)) > 0
+            found.append(hit)
+            best.append(None if hit else faces.whole_picture_face(img, min(scores)))
+        found = np.array(found)
+        cells = []
+        for s in scores:
+            fired = np.array([b is not None and b.score >= s for b in best])
+            cells.append(f"{fired.mean():.1%} / {(found | fired).mean():.1%}")
+        print(f"| {name} | {len(paths)} | {found.mean():.1%} | " + " | ".join(cells) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
