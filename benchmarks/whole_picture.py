@@ -59,26 +59,33 @@ def main() -> None:
     ap.add_argument("--split", choices=("val", "test"), default="val")
     ap.add_argument("--limit", type=int, default=600)
     ap.add_argument("--scores", default="0.05,0.1,0.2,0.3")
+    ap.add_argument("--masks", default="", help="also ask the person mask to cover at least this share "
+                    "of the picture (comma-separated candidates; default: no mask)")
     ap.add_argument("--data", default=None)
     args = ap.parse_args()
     root = datasets.data_root(args.data)
     scores = [float(s) for s in args.scores.split(",")]
+    masks = [float(m) for m in args.masks.split(",") if m] or [None]
+    pairs = [(s, m) for s in scores for m in masks]
     print(f"command: python benchmarks/whole_picture.py --split {args.split} --limit {args.limit} "
-          f"--scores {args.scores}\n")
-    print("| source | pictures | face found | " + " | ".join(f"fires at {s:g} / found or fired" for s in scores) + " |")
-    print("|---|---|---|" + "---|" * len(scores))
+          f"--scores {args.scores}" + (f" --masks {args.masks}" if args.masks else "") + "\n")
+    print("| source | pictures | face found | " + " | ".join(
+        f"fires at {s:g}" + ("" if m is None else f", mask {m:g}") + " / found or fired" for s, m in pairs) + " |")
+    print("|---|---|---|" + "---|" * len(pairs))
     for name, paths in sources(root, args.split, args.limit).items():
-        found, best = [], []
+        found, best, cover = [], [], []
         for p in track(paths, description=name, transient=True):
             img = Image.open(p).convert("RGB")
             img.thumbnail((1024, 1024))  # as pipeline.analyze looks
             hit = len(faces.detect_all(img)) > 0
             found.append(hit)
-            best.append(None if hit else faces.whole_picture_face(img, min(scores)))
+            b = None if hit else faces.whole_picture_face(img, min(scores))
+            best.append(b)
+            cover.append(faces.person_cover(img) if b is not None and masks != [None] else 0.0)
         found = np.array(found)
         cells = []
-        for s in scores:
-            fired = np.array([b is not None and b.score >= s for b in best])
+        for s, m in pairs:
+            fired = np.array([b is not None and b.score >= s and (m is None or c >= m) for b, c in zip(best, cover)])
             cells.append(f"{fired.mean():.1%} / {(found | fired).mean():.1%}")
         print(f"| {name} | {len(paths)} | {found.mean():.1%} | " + " | ".join(cells) + " |", flush=True)
 
