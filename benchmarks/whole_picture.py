@@ -61,16 +61,25 @@ def main() -> None:
     ap.add_argument("--scores", default="0.05,0.1,0.2,0.3")
     ap.add_argument("--masks", default="", help="also ask the person mask to cover at least this share "
                     "of the picture (comma-separated candidates; default: no mask)")
+    ap.add_argument("--witness", default=None, help="a face-crop witness (tools/train_facecrop.py's ONNX)")
+    ap.add_argument("--witness-at", default="0.5", help="P(face crop) the witness must give (candidates)")
     ap.add_argument("--data", default=None)
     args = ap.parse_args()
     root = datasets.data_root(args.data)
     scores = [float(s) for s in args.scores.split(",")]
     masks = [float(m) for m in args.masks.split(",") if m] or [None]
+    if args.witness:
+        from faceup.models.facecrop import FaceCropModel
+
+        witness = FaceCropModel.from_file(args.witness)
+        masks = [float(t) for t in args.witness_at.split(",")]
     pairs = [(s, m) for s in scores for m in masks]
     print(f"command: python benchmarks/whole_picture.py --split {args.split} --limit {args.limit} "
-          f"--scores {args.scores}" + (f" --masks {args.masks}" if args.masks else "") + "\n")
+          f"--scores {args.scores}" + (f" --masks {args.masks}" if args.masks else "")
+          + (f" --witness {args.witness} --witness-at {args.witness_at}" if args.witness else "") + "\n")
+    what = "witness" if args.witness else "mask"
     print("| source | pictures | face found | " + " | ".join(
-        f"fires at {s:g}" + ("" if m is None else f", mask {m:g}") + " / found or fired" for s, m in pairs) + " |")
+        f"fires at {s:g}" + ("" if m is None else f", {what} {m:g}") + " / found or fired" for s, m in pairs) + " |")
     print("|---|---|---|" + "---|" * len(pairs))
     for name, paths in sources(root, args.split, args.limit).items():
         found, best, cover = [], [], []
@@ -81,7 +90,10 @@ def main() -> None:
             found.append(hit)
             b = None if hit else faces.whole_picture_face(img, min(scores))
             best.append(b)
-            cover.append(faces.person_cover(img) if b is not None and masks != [None] else 0.0)
+            if b is None or masks == [None]:
+                cover.append(0.0)
+            else:
+                cover.append(float(witness.p_face([img])[0]) if args.witness else faces.person_cover(img))
         found = np.array(found)
         cells = []
         for s, m in pairs:
