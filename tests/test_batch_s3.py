@@ -351,3 +351,11 @@ def test_an_s3_path_with_credentials_in_it_is_refused_without_echoing_them(s3, b
     code, summary, stderr, stdout = run_batch(f"s3://AKIAX:{SECRET}@{bucket}/in", "-o", f"s3://{bucket}/out")
     assert code == 2 and "AWS variables" in stderr
     assert SECRET not in stderr and SECRET not in stdout
+
+
+def test_a_whole_bucket_needs_an_output_and_a_missing_prefix_is_named(s3, bucket, astronaut_small, chelsea, coffee):
+    upload(s3["client"], bucket, "in", pictures(astronaut_small, chelsea, coffee, 2))
+    code, _, stderr, _ = run_batch(f"s3://{bucket}")
+    assert code == 2 and "whole bucket" in stderr and "--output" in stderr
+    code, _, stderr, _ = run_batch(f"s3://{bucket}/nothing-here", "-o", f"s3://{bucket}/out")
+    assert code == 2 and f"s3://{bucket}/nothing-here does not exist" in stderr

@@ -71,10 +71,18 @@ def _stem(source: str, is_dir: bool) -> str:
     return name if is_dir else os.path.splitext(name)[0]
 
 
+def _beside(source: str, what: str) -> str:
+    """The folder that holds `source`: where its default output and table go."""
+    parent = store.dirname(source)
+    if store.is_remote(source) and parent == "s3:":
+        raise BadOptionError(f"{source} is a whole bucket: nothing is beside it, so give {what}")
+    return parent
+
+
 def default_output(source: str | os.PathLike) -> str:
     """SOURCE-upright beside a folder (or beside a list file, named after it)."""
     source = store.absolute(source)
-    return store.join(store.dirname(source), f"{_stem(source, store.of(source).is_dir(source))}-upright")
+    return store.join(_beside(source, "`output`"), f"{_stem(source, store.of(source).is_dir(source))}-upright")
 
 
 def prepare(source: str | os.PathLike, mode: str = "fix", output: str | os.PathLike | None = None,
@@ -109,7 +117,7 @@ def prepare(source: str | os.PathLike, mode: str = "fix", output: str | os.PathL
         output = None
     if table is None:  # in the output folder, else beside the source (never inside a tree being walked)
         table = store.join(output, "faceup-results.parquet") if output is not None and mode != Mode.DRY_RUN \
-            else store.join(store.dirname(source), f"{_stem(source, is_dir)}.faceup-results.parquet")
+            else store.join(_beside(source, "`table`"), f"{_stem(source, is_dir)}.faceup-results.parquet")
     table = store.absolute(table)
     skip = [table, table + ".d"] + ([output] if output is not None else [])
     paths = inputs_of(source, skip, include_outputs)
