@@ -88,7 +88,7 @@ def main() -> None:
             img.thumbnail((1024, 1024))  # as pipeline.analyze looks
             hit = len(faces.detect_all(img)) > 0
             found.append(hit)
-            b = None if hit else faces.whole_picture_face(img, min(scores))
+            b = None if hit else faces.whole_picture_face(img, min(scores), witness=False)
             best.append(b)
             if b is None or masks == [None]:
                 cover.append(0.0)

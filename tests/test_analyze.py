@@ -10,7 +10,7 @@ from PIL import Image
 
 from conftest import faceup_cli, jpeg_bytes, turn
 
-FACE_KEYS = ["box", "score", "landmarks", "smile", "age", "gender", "gender_score"]
+FACE_KEYS = ["box", "score", "landmarks", "smile", "age", "gender", "gender_score", "whole_picture"]
 # where the astronaut's face is in the upright 512x512 picture (BlazeFace, checked by eye)
 ASTRONAUT_FACE = (177, 81, 272, 175)
 
@@ -175,3 +175,44 @@ def test_a_child_gets_the_age_gender_models_gender_an_adult_the_face_networks(mo
         (face,) = faces.analyze(astronaut, ("gender",))
         assert (face.gender, round(face.gender_score, 2)) == ((other, 0.66) if age < 13 else
                                                               (readout[0], round(readout[1], 2)))
+
+
+def tight_face_crop(astronaut) -> Image.Image:
+    """The astronaut's face cut tight (brow to chin, no hair, no ears), 64 px: a
+    picture that is itself a face, in which the detectors find none as it is."""
+    from faceup import faces
+
+    x0, y0, x1, y1 = faces.detect_all(astronaut).largest().box
+    w, h = x1 - x0, y1 - y0
+    return astronaut.crop((int(x0 + w / 4), int(y0 + h / 4), int(x1 - w / 4), int(y1 - h / 4))).resize((64, 64))
+
+
+def test_a_picture_that_is_a_face_crop_is_analysed_as_one_face_and_says_so(tmp_path, astronaut):
+    from faceup import faces
+
+    crop = tight_face_crop(astronaut)
+    assert len(faces.detect_all(crop)) == 0  # the detectors alone see no face in it
+    p = tmp_path / "face.png"
+    crop.save(p)
+    res = faceup_cli("analyze", "--json", str(p))
+    assert res.returncode == 0, res.stderr
+    (face,) = json.loads(res.stdout)["faces"]
+    assert face["whole_picture"] is True
+    x0, y0, x1, y1 = face["box"]
+    assert (x1 - x0) * (y1 - y0) >= 0.25 * 64 * 64
+    assert face["smile"] is not None and face["age"] is not None and face["gender"] in ("female", "male")
+
+
+@pytest.mark.parametrize("name", ["chelsea", "coffee"])
+def test_a_small_square_picture_without_a_face_gets_no_face(tmp_path, request, name):
+    # shaped like a face crop (small, near square), but a cat and a cup: the witness says no
+    from faceup import faces
+
+    img = request.getfixturevalue(name).resize((90, 60))
+    assert len(faces.detect_all(img)) == 0
+    assert faces.whole_picture_face(img, witness=False) is not None  # the detectors' low-score look alone would fire
+    p = tmp_path / f"{name}.png"
+    img.save(p)
+    res = faceup_cli("analyze", "--json", str(p))
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["faces"] == []

@@ -63,7 +63,8 @@ def test_analysis_faces_are_faces_and_json_as_before(astronaut_small):
     res = pipeline.analyze(turn(astronaut_small, 90))
     assert isinstance(res.faces, Faces) and len(res.faces) == 1
     (face,) = res.to_json()["faces"]
-    assert list(face) == ["box", "score", "landmarks", "smile", "age", "gender", "gender_score"]
+    assert list(face) == ["box", "score", "landmarks", "smile", "age", "gender", "gender_score", "whole_picture"]
+    assert face["whole_picture"] is False  # a face was found
     assert len(face["landmarks"]) == 5 and face["gender"] in ("female", "male")
     x0, y0, x1, y1 = face["box"]
     w, h = res.upright_size

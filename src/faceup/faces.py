@@ -146,7 +146,7 @@ class Faces:
             out.append({"box": [r(v, 2) for v in d.box], "score": r(d.score, 3),
                         "landmarks": [[r(x, 2), r(y, 2)] for x, y in (d.landmarks if d.landmarks is not None else [])],
                         "smile": r(d.smile, 3), "age": r(d.age, 1), "gender": d.gender,
-                        "gender_score": r(d.gender_score, 3)})
+                        "gender_score": r(d.gender_score, 3), "whole_picture": bool(d.whole_picture)})
         return out
 
 
@@ -545,12 +545,16 @@ def detect_all(image: Image.Image, min_score: float = DETECT_MIN_SCORE, tiling: 
 #: pixels on its longer side, its sides within WHOLE_PICTURE_ASPECT of each other,
 #: and the detectors, looking again at it padded with a lower score
 #: (WHOLE_PICTURE_MIN_SCORE), find a face covering at least WHOLE_PICTURE_MIN_AREA
-#: of it. The score was chosen on validation data by a rule written before
-#: (benchmarks/whole_picture.py; docs: face analysis).
+#: of it, and the face-crop witness (models.facecrop) takes the whole picture for
+#: a face crop. The score and the witness's bar were chosen on validation data by
+#: a rule written before (benchmarks/whole_picture.py; docs/research.md): on
+#: held-out scenes, crowds, everyday photos and street frames it fired on none.
 WHOLE_PICTURE_MAX_SIDE = 256
 WHOLE_PICTURE_ASPECT = 1.67
 WHOLE_PICTURE_MIN_AREA = 0.25
-WHOLE_PICTURE_MIN_SCORE: float | None = None  # None: the rule is off
+WHOLE_PICTURE_MIN_SCORE: float | None = 0.2  # None: the rule is off
+#: ... and the face-crop witness (models.facecrop) gives it at least this P(face crop).
+WHOLE_PICTURE_MIN_P: float | None = 0.5
 
 
 def looks_like_a_crop(image: Image.Image) -> bool:
@@ -558,11 +562,12 @@ def looks_like_a_crop(image: Image.Image) -> bool:
     return max(w, h) <= WHOLE_PICTURE_MAX_SIDE and max(w, h) <= WHOLE_PICTURE_ASPECT * min(w, h)
 
 
-def whole_picture_face(image: Image.Image, min_score: float | None = None) -> Detection | None:
+def whole_picture_face(image: Image.Image, min_score: float | None = None, witness: bool = True) -> Detection | None:
     """The face of a picture shaped like a face crop in which detect_all found none:
     the best face the detectors see at `min_score` (default
     WHOLE_PICTURE_MIN_SCORE) in the padded picture, if it covers at least
-    WHOLE_PICTURE_MIN_AREA of the picture; else None."""
+    WHOLE_PICTURE_MIN_AREA of the picture and (with `witness`) the face-crop
+    witness agrees; else None."""
     min_score = WHOLE_PICTURE_MIN_SCORE if min_score is None else min_score
     if min_score is None or not looks_like_a_crop(image):
         return None
@@ -573,6 +578,11 @@ def whole_picture_face(image: Image.Image, min_score: float | None = None) -> De
         x0, y0, x1, y1 = d.box
         if (x1 - x0) * (y1 - y0) >= WHOLE_PICTURE_MIN_AREA * w * h and (best is None or d.score > best.score):
             best = d
+    if best is not None and witness and WHOLE_PICTURE_MIN_P is not None:
+        from faceup.models.facecrop import FaceCropModel
+
+        if get(FaceCropModel).p_face([image])[0] < WHOLE_PICTURE_MIN_P:
+            return None
     return best
 
 
@@ -598,11 +608,15 @@ def main_face_crop(image: Image.Image, min_score: float = DETECT_MIN_SCORE) -> I
 def analyze(image: Image.Image, only: tuple[str, ...] = ANALYSES) -> Faces:
     """Every face of the upright picture (boxes cut to it), with its five
     landmarks and the analyses asked for as attributes."""
-    found = detect_all(image)
+    found, whole = detect_all(image), False
     if not len(found):
-        return Faces.none()
+        crop_face = whole_picture_face(image)
+        if crop_face is None:
+            return Faces.none()
+        found, whole = Faces.of([crop_face]), True
     dets = list(found)
-    rows: dict[str, np.ndarray] = {"landmarks": np.array([five_landmarks(d) for d in dets], dtype=np.float64)}
+    rows: dict[str, np.ndarray] = {"landmarks": np.array([five_landmarks(d) for d in dets], dtype=np.float64),
+                                   "whole_picture": np.full(len(dets), whole)}
     crops = [face_crop(image, d) for d in dets]
     if "smile" in only:
         rows["smile"] = np.asarray(get(SmileModel).predict(crops), dtype=np.float64)

@@ -29,6 +29,8 @@ class FaceOut(BaseModel):
     age: float | None
     gender: str | None
     gender_score: float | None
+    whole_picture: bool = Field(False, description="No face was found, and the picture, shaped like a face crop, "
+                                                   "was analysed as one face (its box then covers most of it).")
 
 
 class AnalysisOut(PredictionOut):
