@@ -63,8 +63,10 @@ def test_upload_a_turned_photo_and_see_it_upright(page, tmp_path, astronaut_smal
 def test_look_harder_makes_the_page_sure_of_a_small_face(page, tmp_path, astronaut):
     from PIL import Image
 
-    small = Image.new("RGB", (640, 480), (90, 110, 100))  # her face about 35 px: unseen in the whole views
-    small.paste(astronaut.resize((160, 160)), (400, 300))
+    from skimage import data as skdata
+
+    small = Image.fromarray(skdata.rocket()).resize((640, 480))  # at a launch, her face about 26 px:
+    small.paste(astronaut.resize((120, 120)), (440, 340))  # unseen in the whole views
     src = tmp_path / "small.jpg"
     src.write_bytes(jpeg_bytes(turn(small, 90)))
     page.uncheck("#analyze")

@@ -158,6 +158,17 @@ def small_astronaut(astronaut) -> Image.Image:
     return bg
 
 
+def small_astronaut_at_a_launch(astronaut) -> Image.Image:
+    """The astronaut 120 px wide on the photo of a rocket launch (640x480): her
+    face (about 26 px) unseen in the whole views, and the classifier alone not
+    sure of the picture."""
+    from skimage import data as skdata
+
+    bg = Image.fromarray(skdata.rocket()).resize((640, 480))
+    bg.paste(astronaut.resize((120, 120)), (440, 340))
+    return bg
+
+
 def test_thorough_face_evidence_finds_a_small_face_the_whole_views_miss(astronaut):
     from faceup import faces
     from faceup.geometry import quarter_turn
@@ -179,7 +190,7 @@ def test_thorough_option_makes_the_cli_sure_of_a_small_face(astronaut, tmp_path)
     from conftest import faceup_cli
 
     path = tmp_path / "small.jpg"
-    path.write_bytes(jpeg_bytes(turn(small_astronaut(astronaut), 90)))
+    path.write_bytes(jpeg_bytes(turn(small_astronaut_at_a_launch(astronaut), 90)))
     plain = json.loads(faceup_cli("predict", "--json", str(path)).stdout)
     thorough = json.loads(faceup_cli("predict", "--json", "--thorough", str(path)).stdout)
     assert plain["rotation"] == thorough["rotation"] == 90
@@ -199,3 +210,18 @@ def test_hard_kind_makers_record_where_they_put_each_face(astronaut, coffee):
         assert boxes, kind
         for x0, y0, x1, y1 in boxes:
             assert 0 <= x0 < x1 <= with_boxes.width and 0 <= y0 < y1 <= with_boxes.height
+
+
+def test_fix_fine_judges_what_predict_fine_judges_from_a_path_bytes_or_a_file(tmp_path, astronaut):
+    import io
+
+    from faceup import pipeline
+
+    path = tmp_path / "tilted.jpg"
+    astronaut.rotate(-40, expand=True, fillcolor="white").save(path, quality=92)  # 720 px: decoded small to judge
+    options = pipeline.Options(fine=True)
+    said = pipeline.predict(path, options)
+    for source in (path, path.read_bytes(), io.BytesIO(path.read_bytes())):
+        fixed = pipeline.fix(source, options)
+        assert (fixed.prediction.angle, fixed.prediction.confidence, fixed.prediction.confident) == \
+            (said.angle, said.confidence, said.confident)

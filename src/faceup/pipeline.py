@@ -383,9 +383,28 @@ def _map(pool: Executor | None, fn, items) -> list:
 
 
 def _read(source: Source, options: Options, for_fix: bool) -> imageio.Picture | FaceupError:
-    if for_fix:
-        return _read_as(source, options, reduce_to=None if options.fine else PREDICT_DECODE_SIDE, keep_frames=True)
-    return _read_as(source, options, reduce_to=PREDICT_DECODE_SIDE)
+    if not for_fix:
+        return _read_as(source, options, reduce_to=PREDICT_DECODE_SIDE)
+    if not options.fine:
+        return _read_as(source, options, reduce_to=PREDICT_DECODE_SIDE, keep_frames=True)
+    # a fine turn is written from every pixel, but judged on what `predict` sees
+    # (JPEGs decoded small), so that `fix --fine` and `predict --fine` agree
+    picture = _read_as(source, options, keep_frames=True)
+    if isinstance(picture, imageio.Picture) and _rewound(source):
+        small = _read_as(source, options, reduce_to=PREDICT_DECODE_SIDE)
+        if isinstance(small, imageio.Picture):
+            picture.view, picture.square = small.view, small.square
+    return picture
+
+
+def _rewound(source: Source) -> bool:
+    """Whether the source can be read again from its start (a file object is sought back)."""
+    if hasattr(source, "read"):
+        try:
+            source.seek(0)
+        except (AttributeError, OSError, ValueError):
+            return False
+    return True
 
 
 def _read_as(source: Source, options: Options, still: bool = False, **how) -> imageio.Picture | FaceupError:
