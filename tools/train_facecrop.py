@@ -33,6 +33,7 @@ from faceup import datasets
 from faceup.models.facecrop import INPUT_SIZE
 from faceup.train.backbone import export_onnx, optimiser
 from faceup.train.expression import MiniXception
+from faceup.train.samples import _random_crop as _crop  # the orientation samples' random crop
 
 
 def sources(root: Path, split: str) -> tuple[list[Path], list[Path]]:
@@ -42,18 +43,6 @@ def sources(root: Path, split: str) -> tuple[list[Path], list[Path]]:
     other = (datasets.scenes(root, split) + datasets.objects(root, split) + datasets.camvid(root, split)
              + datasets.crowds(root, split))
     return face, other
-
-
-def _crop(img: Image.Image, rng: random.Random, min_area: float, max_ratio: float) -> Image.Image:
-    w, h = img.size
-    for _ in range(10):
-        area = rng.uniform(min_area, 1.0) * w * h
-        ratio = float(np.exp(rng.uniform(-np.log(max_ratio), np.log(max_ratio))))
-        cw, ch = int(round((area * ratio) ** 0.5)), int(round((area / ratio) ** 0.5))
-        if 8 <= cw <= w and 8 <= ch <= h:
-            x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
-            return img.crop((x, y, x + cw, y + ch))
-    return img
 
 
 def sample(path: Path, is_face: bool, rng: random.Random | None) -> np.ndarray:
