@@ -28,6 +28,15 @@ from rich.progress import track
 from faceup import datasets, faces
 
 
+def person_cover(image: Image.Image) -> float:
+    """The mean of the person mask (the selfie segmentation of `faceup background`):
+    the share of the picture a person covers, soft edges counted by their probability."""
+    from faceup.models import get
+    from faceup.models.segmentation import SegmentationModel
+
+    return float(np.asarray(get(SegmentationModel).mask(image), dtype=np.float64).mean() / 255.0)
+
+
 def sources(root, split: str, limit: int) -> dict[str, list]:
     rng = random.Random(0)
 
@@ -93,7 +102,7 @@ def main() -> None:
             if b is None or masks == [None]:
                 cover.append(0.0)
             else:
-                cover.append(float(witness.p_face([img])[0]) if args.witness else faces.person_cover(img))
+                cover.append(float(witness.p_face([img])[0]) if args.witness else person_cover(img))
         found = np.array(found)
         cells = []
         for s, m in pairs:

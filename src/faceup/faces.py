@@ -586,14 +586,6 @@ def whole_picture_face(image: Image.Image, min_score: float | None = None, witne
     return best
 
 
-def person_cover(image: Image.Image) -> float:
-    """The mean of the person mask (the selfie segmentation): the share of the
-    picture a person covers, soft edges counted by their probability."""
-    from faceup.models.segmentation import SegmentationModel
-
-    return float(np.asarray(get(SegmentationModel).mask(image), dtype=np.float64).mean() / 255.0)
-
-
 def largest_face(image: Image.Image, min_score: float = DETECT_MIN_SCORE) -> Detection | None:
     """The largest face detect_all finds (None if none): the face of a picture of one face."""
     return detect_all(image, min_score).largest()

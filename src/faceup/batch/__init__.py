@@ -473,7 +473,7 @@ def _batches(ds):
     except Exception as exc:
         seen, cause = set(), exc
         while cause is not None and id(cause) not in seen:
-            if isinstance(cause, BatchError) and type(cause) is BatchError:
+            if type(cause) is BatchError:  # faceup's own, not Ray's subclass wrapping it
                 raise BatchError(str(cause)) from None
             seen.add(id(cause))
             cause = getattr(cause, "cause", None) or cause.__cause__ or cause.__context__
