@@ -111,7 +111,8 @@ class Journal:
 
 def _read(path: str) -> pa.Table:
     try:
-        table = pq.read_table(pa.BufferReader(store.of(path).read(path)))
+        table = pq.read_table(pa.BufferReader(_arrow_owned(store.of(path).read(path))),
+                              use_threads=False, pre_buffer=False)
     except (OSError, pa.ArrowException) as exc:
         raise BatchError(
             f"{path} cannot be read as a results table ({shown(exc, 100)}); it is damaged or not a Parquet "
@@ -125,6 +126,15 @@ def _read(path: str) -> pa.Table:
         if name not in table.column_names:
             table = table.append_column(name, pa.nulls(len(table), SCHEMA.field(name).type))
     return table.select(SCHEMA.names).cast(SCHEMA)
+
+
+def _arrow_owned(data: bytes) -> pa.Buffer:
+    """A copy of `data` that Arrow owns. A reader over Python bytes lets Arrow's own threads drop the last
+    reference to a Python object; when that happens while the interpreter exits (a run stopping on an error),
+    the thread cannot take the GIL and the process aborts. With Arrow's memory and no reader threads it cannot."""
+    sink = pa.BufferOutputStream()
+    sink.write(data)
+    return sink.getvalue()
 
 
 def _parquet(rows: list[dict]) -> bytes:
