@@ -64,12 +64,18 @@ class OrientationModel(Model):
         sq = np.stack(squares if squares is not None else [square_input(p, INPUT_SIZE) for p in pictures])
         out = np.zeros((len(pictures), NUM_CLASSES))
         unsure = np.arange(len(pictures))
+        first = None  # the single pass is copy 0 of the four turns: it is not run twice
         if tta is not True:
-            out = np.exp(log_softmax(log_softmax(self.logits(sq)) / self.temperature))
+            first = self.logits(sq)
+            out = np.exp(log_softmax(log_softmax(first) / self.temperature))
             unsure = np.flatnonzero(out.max(axis=1) < TTA_GATE) if tta is None else unsure[:0]
         if len(unsure):
-            logits = self.logits(np.concatenate([tta_batch(sq[i]) for i in unsure]))
+            skip = 0 if first is None else 1
+            logits = self.logits(np.concatenate([tta_batch(sq[i])[skip:] for i in unsure]))
+            n = NUM_CLASSES - skip
             for j, i in enumerate(unsure):
-                z = realign(logits[NUM_CLASSES * j:NUM_CLASSES * (j + 1)])
-                out[i] = np.exp(log_softmax(z / self.temperature))
+                four = logits[n * j:n * (j + 1)]
+                if skip:
+                    four = np.concatenate([first[i:i + 1], four])
+                out[i] = np.exp(log_softmax(realign(four) / self.temperature))
         return out
