@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/everyday_expert.py EXPERT.onnx [--split val|test] [--weights 0,0.5,1,2]
 
 EXPERT.onnx: an orientation classifier trained with `faceup train --everyday N`
-(its calibration.json beside it gives its temperature). Each upright picture
+or `tools/train_scene_expert.py` (its calibration.json beside it gives its
+temperature, and its input side when it is not the classifier's). Each upright picture
 (everyday photos, face-free scenes, crowd photos, street frames) is turned
 0/90/180/270, saved as JPEG q90 and decoded as `faceup predict` does. Where the
 cascade looked for faces (the shipped classifier not sure) and found none, the
@@ -26,21 +27,26 @@ from rich.progress import track
 from faceup import calibration, datasets, imageio, orientation, pipeline
 from faceup.calibration import log_softmax
 from faceup.evaluate import turned_jpeg
-from faceup.models.orientation import OrientationModel
+from faceup.models.orientation import INPUT_SIZE, OrientationModel
+from faceup.models.preprocess import square_input
 
 
 class Expert(OrientationModel):
-    """The candidate, with the temperature of its own calibration."""
+    """The candidate, with the temperature (and input side) of its own calibration."""
 
     def __init__(self, path: Path):
         base = OrientationModel.from_file(path)
         super().__init__(info=base.info)
         cal = json.loads((path.parent / "calibration.json").read_text())
-        self._t = cal.get("int8", cal)["temperature"]  # tools/quantize_orientation.py keeps both
+        cal = cal.get("int8", cal)  # tools/quantize_orientation.py keeps both
+        self._t, self.size = cal["temperature"], int(cal.get("input_size", INPUT_SIZE))
 
     @property
     def temperature(self) -> float:
         return self._t
+
+    def scores(self, picture, tta: bool | None = None) -> np.ndarray:
+        return self.scores_many([picture], tta, squares=[square_input(picture, self.size)])[0]
 
 
 def collect(paths, label, expert: Expert):
