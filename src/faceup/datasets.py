@@ -136,6 +136,14 @@ def frames68(root: Path, split: Split) -> list[Path]:
     return _hashed(list_pictures(root / "landmarks" / "frames68", recursive=False), split)
 
 
+def frames68_landmarks(root: Path) -> dict[str, list[list[float]]]:
+    """The 68 landmarks [x, y] (iBUG order: eyes are points 36-41 and 42-47) of each
+    video frame, by file name."""
+    import json
+
+    return json.loads((root / "landmarks" / "frames68" / "landmarks.json").read_text())
+
+
 def utkface_labels(path: Path) -> dict[str, int | None]:
     """age, gender (0 male, 1 female) and race from a UTKFace file name."""
     parts = path.name.split("_")
