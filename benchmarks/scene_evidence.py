@@ -30,14 +30,19 @@ def collect(paths, label):
         for k, r in enumerate((0, 90, 180, 270)):
             pic = imageio.read(turned_jpeg(img, r), reduce_to=pipeline.PREDICT_DECODE_SIDE).image
             o = orientation.estimate(pic)
-            q = orientation.scene_quarters(pic) if o.used_faces and o.faces_found == 0 else None
-            rows.append((k, np.array(o.scores), q))
+            no_face = o.used_faces and o.faces_found == 0
+            q = orientation.scene_quarters(pic) if no_face and not NO_FACE_ONLY else None
+            rows.append((k, np.array(o.scores), q, no_face))
     return rows
+
+
+#: With --no-face, the scene model is not run (only the cascade's own answers are needed).
+NO_FACE_ONLY = False
 
 
 def decide(rows, w):
     truth, pred, conf = [], [], []
-    for k, p, q in rows:
+    for k, p, q, _ in rows:
         logp = np.log(np.clip(p, 1e-12, 1))
         if q is not None and w:
             logp = logp + w * np.log(np.clip(q, 1e-6, 1))
@@ -57,10 +62,16 @@ def main() -> None:
     ap.add_argument("--data", default=None)
     ap.add_argument("--install", action="store_true", help="record the last weight's threshold as the default "
                     "--min-confidence in the model registry (with --split val only)")
+    ap.add_argument("--no-face", action="store_true",
+                    help="choose the threshold for pictures in which the cascade finds no face: the 0.5%% rule "
+                         "on the upright ones among the scenes, everyday photos and street frames, pooled "
+                         "(with --install: recorded as min_confidence_no_face)")
     args = ap.parse_args()
     if args.install and args.split != "val":
         ap.error("--install chooses on validation data only")
     root = datasets.data_root(args.data)
+    if args.no_face:
+        return no_face_threshold(root, args)
     sets = {"scenes": datasets.scenes(root, args.split), "crowds": datasets.crowds(root, args.split)}
     if args.limit:
         sets = {k: v[: args.limit] for k, v in sets.items()}
@@ -81,6 +92,51 @@ def main() -> None:
               f"{(c >= thr).mean():.1%} | {(cc >= thr).mean():.1%} |", flush=True)
     if args.install:
         install_threshold(thr, w)
+
+
+def no_face_threshold(root, args) -> None:
+    global NO_FACE_ONLY
+    NO_FACE_ONLY = True
+    sets = {"scenes": datasets.scenes(root, args.split), "everyday": datasets.objects(root, args.split),
+            "street": datasets.camvid(root, args.split)}
+    if args.limit:
+        sets = {k: v[: args.limit] for k, v in sets.items()}
+    rows = {k: collect(v, k) for k, v in sets.items()}
+    default = orientation.default_min_confidence()
+    pooled = [(k, p) for r in rows.values() for k, p, _, no_face in r if no_face and k == 0]
+    conf = np.array([p.max() for _, p in pooled])
+    pred = np.array([int(p.argmax()) for _, p in pooled])
+    thr = max(default, calibration.choose_min_confidence(conf, pred))
+    print(f"command: python benchmarks/scene_evidence.py --split {args.split} --no-face\n")
+    print(f"upright pictures with no face found (pooled): {len(pooled)}; threshold by the 0.5% rule: "
+          f"{calibration.choose_min_confidence(conf, pred):.4f} (the default now: {default:.4f})\n")
+    print("| set | cases | no face found | accuracy | coverage at the default | coverage at the new | "
+          "upright turned at the default | upright turned at the new |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, r in rows.items():
+        t = np.array([k for k, *_ in r])
+        p = np.array([int(x.argmax()) for _, x, _, _ in r])
+        c = np.array([x.max() for _, x, _, _ in r])
+        nf = np.array([f for *_, f in r])
+        new = np.where(nf, thr, default)
+        up = t == 0
+        print(f"| {name} | {len(t)} | {nf.mean():.1%} | {(t == p).mean():.2%} | {(c >= default).mean():.1%} | "
+              f"{(c >= new).mean():.1%} | {((p != 0) & (c >= default))[up].mean():.2%} | "
+              f"{((p != 0) & (c >= new))[up].mean():.2%} |", flush=True)
+    if args.install and thr > default:
+        import json
+
+        from faceup.models.base import WEIGHTS
+
+        reg_path = WEIGHTS / "registry.json"
+        reg = json.loads(reg_path.read_text())
+        reg["orientation"]["meta"]["min_confidence_no_face"] = thr
+        reg["orientation"]["meta"]["min_confidence_no_face_rule"] = (
+            "calibration.choose_min_confidence (0.5% turned) on the upright validation scenes, everyday photos "
+            "and street frames in which the cascade finds no face, pooled: "
+            "benchmarks/scene_evidence.py --split val --no-face --install")
+        reg_path.write_text(json.dumps(reg, indent=2) + "\n")
+        print(f"\nthe threshold where no face is found is now {thr:.4f}")
 
 
 def install_threshold(threshold: float, weight: float) -> None:

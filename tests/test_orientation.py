@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 import faceup
-from conftest import jpeg_bytes, turn
+from conftest import faceup_cli, jpeg_bytes, turn
 from faceup import calibration, orientation, pipeline
 from faceup.models.orientation import realign, tta_batch
 
@@ -225,3 +225,29 @@ def test_fix_fine_judges_what_predict_fine_judges_from_a_path_bytes_or_a_file(tm
         fixed = pipeline.fix(source, options)
         assert (fixed.prediction.angle, fixed.prediction.confidence, fixed.prediction.confident) == \
             (said.angle, said.confidence, said.confident)
+
+
+def test_a_picture_without_a_face_needs_the_stricter_threshold_unless_the_user_gives_one(astronaut_small):
+    rocket = Path(faceup.__file__).parent / "samples" / "rocket-turned-90.jpg"  # no face; the classifier 0.9
+    strict, usual = orientation.default_min_confidence(no_face=True), orientation.default_min_confidence()
+    assert strict > usual
+    pred = pipeline.predict(rocket)
+    assert pred.rotation == 90 and usual <= pred.confidence < strict and not pred.confident
+    assert pipeline.Options().threshold(no_face=True) == strict
+    given = pipeline.predict(rocket, pipeline.Options(min_confidence=usual))
+    assert given.confident and given.rotation == 90  # a threshold the user gives applies to every picture
+    turned = pipeline.predict(jpeg_bytes(turn(astronaut_small, 90)))  # a face: the usual threshold
+    assert turned.rotation == 90 and turned.confident
+
+
+def test_fix_says_which_threshold_a_picture_without_a_face_fell_below(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    samples = Path(faceup.__file__).parent / "samples"
+    (src / "rocket.jpg").write_bytes((samples / "rocket-turned-90.jpg").read_bytes())
+    (src / "cameraman.png").write_bytes((samples / "cameraman-upside-down.png").read_bytes())  # the summary needs two
+    res = faceup_cli("fix", str(src), "-o", str(tmp_path / "out"))
+    said = " ".join((res.stdout + res.stderr).split())
+    strict = orientation.default_min_confidence(no_face=True)
+    assert f"is below {strict:.3f}, the threshold where no face is found" in said, said
+    assert (tmp_path / "out" / "rocket.jpg").read_bytes() == (src / "rocket.jpg").read_bytes()  # left as it is

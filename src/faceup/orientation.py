@@ -55,8 +55,13 @@ def model() -> OrientationModel:
     return get(OrientationModel)
 
 
-def default_min_confidence() -> float:
-    return float(model().info.meta.get("min_confidence", FALLBACK_MIN_CONFIDENCE))
+def default_min_confidence(no_face: bool = False) -> float:
+    """The calibrated default --min-confidence; with `no_face`, the one for a
+    picture in which the cascade looked for a face and found none (stricter: chosen
+    on upright validation pictures without faces, where mistakes are likelier)."""
+    meta = model().info.meta
+    default = float(meta.get("min_confidence", FALLBACK_MIN_CONFIDENCE))
+    return max(default, float(meta.get("min_confidence_no_face", default))) if no_face else default
 
 
 def estimate(image: Image.Image, tta: bool | None = None, use_faces: bool = True,

@@ -32,7 +32,8 @@ class Options:
     """The choices `predict`, `fix`, `analyze` and `background` share.
 
     min_confidence: below it `fix` leaves the picture as it is (None: the
-    calibrated default shipped with the model). tta: average over the four turns
+    calibrated defaults shipped with the model, a stricter one for a picture in
+    which no face is found). tta: average over the four turns
     (None: only where one pass is unsure). max_pixels: refuse pictures with more
     decoded pixels, every frame and page counted. format: the output format of
     `fix`/`background` (None: the input's). A bad value (e.g. a fill that is not
@@ -62,8 +63,10 @@ class Options:
         imageio.normalize_format(self.format)
         fill_colour(self.fill, "RGB")
 
-    def threshold(self) -> float:
-        return orientation.default_min_confidence() if self.min_confidence is None else self.min_confidence
+    def threshold(self, no_face: bool = False) -> float:
+        """min_confidence, or the calibrated default (`no_face`: for a picture in
+        which the cascade looked for a face and found none)."""
+        return orientation.default_min_confidence(no_face) if self.min_confidence is None else self.min_confidence
 
 
 @dataclass
@@ -73,7 +76,7 @@ class Prediction:
     rotation: degrees clockwise the displayed picture is turned away from upright
     (0, 90, 180, 270), None when it could not be read; confidence: the calibrated
     probability that `rotation` is right (0..1); confident: confidence at or above
-    Options.min_confidence (then `fix` turns the picture); angle: with
+    Options.threshold (then `fix` turns the picture); angle: with
     Options(fine=True), the angle to the degree (clockwise, 0..360), else None;
     exif_orientation: the file's EXIF Orientation (1..8), already applied to
     everything above; error: why the picture could not be judged."""
@@ -192,6 +195,7 @@ def _estimate(picture: imageio.Picture, options: Options, path: str | None,
     view = picture.view if picture.view is not None else imageio.eight_bit(picture.image)
     est = est or orientation.estimate(view, tta=options.tta, thorough=options.thorough)
     rotation, confidence, angle = est.rotation, est.confidence, None
+    no_face = est.used_faces and est.faces_found == 0
     if options.fine:
         from faceup import faces
 
@@ -211,11 +215,12 @@ def _estimate(picture: imageio.Picture, options: Options, path: str | None,
             # confidence: the larger of the classifier's probability for that
             # quarter turn and the face's score x landmark-geometry fit
             confidence = max(est.scores[rotation // 90], min(0.99, roll.quality))
+            no_face = False
         else:
             angle = _scene_angle(small, est.rotation)
     return Prediction(
         path=path, rotation=rotation, confidence=confidence,
-        confident=confidence >= options.threshold(), angle=angle,
+        confident=confidence >= options.threshold(no_face), angle=angle,
         exif_orientation=picture.exif_orientation, scores=est.scores, size=picture.size,
     )
 

@@ -15,7 +15,8 @@ class PredictionOut(BaseModel):
     rotation: int | None = Field(description="Degrees clockwise the displayed picture is turned from upright "
                                              "(0, 90, 180, 270); null when it could not be read.")
     confidence: float | None = Field(description="Calibrated probability that `rotation` is right (0..1).")
-    confident: bool | None = Field(description="confidence at or above min_confidence: `fix` turns the picture.")
+    confident: bool | None = Field(description="confidence at or above min_confidence (by default a stricter one where no "
+                                    "face is found): `fix` turns the picture.")
     angle: float | None = Field(description="With fine: the angle in degrees clockwise (0..360), else null.")
     exif_orientation: int | None = Field(description="The file's EXIF Orientation (1..8), already applied.")
     error: str | None = Field(description="Why the picture could not be judged, else null.")

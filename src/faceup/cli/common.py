@@ -96,7 +96,8 @@ def _confidence(value: Optional[float]) -> Optional[float]:
 MinConfidence = Annotated[
     Optional[float],
     typer.Option("--min-confidence", callback=_confidence,
-                 help="Below this confidence a picture is left as it is. Default: calibrated on held-out data."),
+                 help="Below this confidence a picture is left as it is, for every picture. Default: "
+                      "calibrated on validation data, stricter for a picture in which no face is found."),
 ]
 Fine = Annotated[bool, typer.Option("--fine", help="Estimate any angle from the main face's eye line "
                                      "(`angle` in degrees clockwise), not only quarter turns.")]

@@ -114,8 +114,11 @@ class Tally:
                       f"confidence), {len(failures)} failed")
             for pred in left:
                 how = f"{pred.angle:.1f}°" if pred.angle is not None else f"{pred.rotation}°"
+                usual = self.options.threshold()
+                below = (f"{usual:.3f}" if pred.confidence < usual else
+                         f"{self.options.threshold(no_face=True):.3f}, the threshold where no face is found")
                 out.print(f"  not sure {pred.path}: looks turned {how} but confidence {pred.confidence:.3f} is below "
-                          f"{self.options.threshold():.3f}; left as it is")
+                          f"{below}; left as it is")
             for src, msg in failures:
                 failed_line(src, msg, indent="  ")
         return 1 if self.failures else 0
