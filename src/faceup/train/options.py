@@ -5,7 +5,7 @@ from __future__ import annotations
 from faceup.errors import BadOptionError
 
 #: Extra upright sources the angle model can learn from (their training parts).
-ALSO = ("crowds", "frames68")
+ALSO = ("crowds", "frames68", "objects", "camvid")
 
 
 def parse_also(text: str, known: tuple[str, ...] = ALSO) -> tuple[tuple[str, int], ...]:

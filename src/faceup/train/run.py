@@ -160,7 +160,9 @@ def run(req: TrainRequest, on_progress: Callable[[int, str], Callable[[], None]]
         if req.also and not root.is_dir():
             raise BadOptionError(f"`also` adds parts of the shared data, and there is none at {root}: give `data`")
         more = {"crowds": lambda: datasets.crowds(root, "train"),
-                "frames68": lambda: datasets.frames68(root, "train")}
+                "frames68": lambda: datasets.frames68(root, "train"),
+                "objects": lambda: datasets.objects(root, "train"),
+                "camvid": lambda: datasets.camvid(root, "train")}
         limit = max(1, int(len(paths) * req.scale)) if req.scale < 1 else None
         val_paths = () if req.directory is not None else tuple(str(p) for p in datasets.scenes(root, "val"))
         onnx_path = train_angle(AngleConfig(
