@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -24,7 +23,7 @@ REPO = HERE.parent
 sys.path[:0] = [str(HERE), str(REPO / "tools")]
 
 import throughput  # noqa: E402
-from same_answers import answers  # noqa: E402
+from same_answers import answers, worktree  # noqa: E402
 
 from faceup import datasets  # noqa: E402
 
@@ -36,31 +35,25 @@ def main() -> None:
     ap.add_argument("--data", default=None)
     args = ap.parse_args()
     root = datasets.data_root(args.data)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, worktree(args.rev, Path(tmp) / "old") as old:
         tmp = Path(tmp)
-        old = tmp / "old"
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(old), args.rev], check=True,
-                       capture_output=True)
-        try:
-            sets = throughput.make_sets(root, tmp, 1, 1, 480)
-            print(f"command: python benchmarks/cost_against.py {args.rev} --repeat {args.repeat}")
-            print(f"| set | workers | pictures | {args.rev} s | now s | now / {args.rev} |")
-            print("|---|---|---|---|---|---|")
-            for name in ("small", "web"):
-                files = sorted(sets[name].iterdir())
-                for workers in (["--workers", "1"], []):
-                    times: dict[str, list[float]] = {"old": [], "now": []}
-                    for _ in range(args.repeat):
-                        for key, src in (("old", old), ("now", REPO)):
-                            lines, sec = answers(src, ["predict", *workers], files)
-                            if len(lines) != len(files):
-                                sys.exit(f"{key}: {len(lines)} answers for {len(files)} pictures")
-                            times[key].append(sec)
-                    a, b = statistics.median(times["old"]), statistics.median(times["now"])
-                    print(f"| {name} | {workers[1] if workers else 'every core'} | {len(files)} | {a:.2f} | "
-                          f"{b:.2f} | {b / a:.2f} |")
-        finally:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(old)], check=False)
+        sets = throughput.make_sets(root, tmp, 1, 1, 480)
+        print(f"command: python benchmarks/cost_against.py {args.rev} --repeat {args.repeat}")
+        print(f"| set | workers | pictures | {args.rev} s | now s | now / {args.rev} |")
+        print("|---|---|---|---|---|---|")
+        for name in ("small", "web"):
+            files = sorted(sets[name].iterdir())
+            for workers in (["--workers", "1"], []):
+                times: dict[str, list[float]] = {"old": [], "now": []}
+                for _ in range(args.repeat):
+                    for key, src in (("old", old), ("now", REPO)):
+                        lines, sec = answers(src, ["predict", *workers], files)
+                        if len(lines) != len(files):
+                            sys.exit(f"{key}: {len(lines)} answers for {len(files)} pictures")
+                        times[key].append(sec)
+                a, b = statistics.median(times["old"]), statistics.median(times["now"])
+                print(f"| {name} | {workers[1] if workers else 'every core'} | {len(files)} | {a:.2f} | "
+                      f"{b:.2f} | {b / a:.2f} |")
 
 
 if __name__ == "__main__":

@@ -14,11 +14,13 @@ test part (never trained on), each turned 0/90/180/270 and saved as JPEG q90, as
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,6 +44,17 @@ def make_cases(folder: Path, per: int) -> list[Path]:
                 dst.write_bytes(evaluate.turned_jpeg(img, r))
                 out.append(dst)
     return out
+
+
+@contextlib.contextmanager
+def worktree(rev: str, where: Path) -> Iterator[Path]:
+    """`rev` checked out at `where` (a `git worktree`, removed afterwards)."""
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(where), rev], check=True,
+                   capture_output=True)
+    try:
+        yield where
+    finally:
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(where)], check=False)
 
 
 def answers(src: Path, command: list[str], cases: list[Path]) -> tuple[list[str], float]:
@@ -78,31 +91,25 @@ def main() -> None:
     ap.add_argument("--per", type=int, default=60, help="pictures per held-out source (each turned 4 ways)")
     ap.add_argument("--backgrounds", type=int, default=24, help="of those, pictures given a new background")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, worktree(args.rev, Path(tmp) / "old") as old:
         tmp = Path(tmp)
-        old = tmp / "old"
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(old), args.rev], check=True,
-                       capture_output=True)
-        try:
-            cases = make_cases(tmp / "cases", args.per)
-            failed = False
-            for command in (["predict"], ["analyze"]):
-                (a, ta), (b, tb) = answers(old, command, cases), answers(REPO, command, cases)
-                same = sum(x == y for x, y in zip(a, b))
-                print(f"{' '.join(command)} --json: {len(cases)} pictures, {len(a)} and {len(b)} lines, "
-                      f"{same} byte-identical; {ta:.1f} s and {tb:.1f} s (whole process)")
-                for x, y in zip(a, b):
-                    if x != y:
-                        failed = True
-                        print(f"  {args.rev}: {x}\n  now: {y}")
-                failed |= len(a) != len(b) or len(a) != len(cases)
-            some = cases[::max(1, len(cases) // args.backgrounds)][:args.backgrounds]
-            a, b = backgrounds(old, some, tmp / "bg-old"), backgrounds(REPO, some, tmp / "bg-new")
-            differ = [k for k in a if a[k] != b.get(k) or a[k] == "missing"]
-            print(f"background --color white: {len(some)} pictures, {len(some) - len(differ)} byte-identical")
-            failed |= bool(differ)
-        finally:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(old)], check=False)
+        cases = make_cases(tmp / "cases", args.per)
+        failed = False
+        for command in (["predict"], ["analyze"]):
+            (a, ta), (b, tb) = answers(old, command, cases), answers(REPO, command, cases)
+            same = sum(x == y for x, y in zip(a, b))
+            print(f"{' '.join(command)} --json: {len(cases)} pictures, {len(a)} and {len(b)} lines, "
+                  f"{same} byte-identical; {ta:.1f} s and {tb:.1f} s (whole process)")
+            for x, y in zip(a, b):
+                if x != y:
+                    failed = True
+                    print(f"  {args.rev}: {x}\n  now: {y}")
+            failed |= len(a) != len(b) or len(a) != len(cases)
+        some = cases[::max(1, len(cases) // args.backgrounds)][:args.backgrounds]
+        a, b = backgrounds(old, some, tmp / "bg-old"), backgrounds(REPO, some, tmp / "bg-new")
+        differ = [k for k in a if a[k] != b.get(k) or a[k] == "missing"]
+        print(f"background --color white: {len(some)} pictures, {len(some) - len(differ)} byte-identical")
+        failed |= bool(differ)
     sys.exit(1 if failed else 0)
 
 
