@@ -162,3 +162,18 @@ def test_one_set_of_answer_shapes_for_the_json_lines_http_and_the_table():
     assert cols[start:start + len(keys) - 1] == keys[1:]
     assert SCHEMA.field("rotation").type == pa.int32() and SCHEMA.field("confident").type == pa.bool_()
     assert SCHEMA.field("confidence").type == pa.float64() and SCHEMA.field("error").type == pa.string()
+
+
+def test_the_everyday_and_street_held_out_parts_are_never_learnt_from():
+    from conftest import data_root
+
+    from faceup import datasets
+
+    root = data_root()
+    if root is None:
+        pytest.skip("../shared/data is not here; set FACEUP_DATA")
+    everyday = evaluate.sources(heldout="everyday", data=root)["everyday"]
+    street = evaluate.sources(heldout="street", data=root)["street"]
+    learnt = {p for split in ("train", "val") for p in datasets.objects(root, split) + datasets.camvid(root, split)}
+    assert everyday and street and not learnt & set(everyday + street)
+    assert {p.stem.split("_")[1] for p in street} == set(datasets.CAMVID_DRIVES["test"])  # one whole drive

@@ -127,13 +127,14 @@ def evaluate_pictures(
 
 
 #: The held-out parts of the shared data `sources(heldout=...)` knows.
-HELDOUT = ("faces", "crowds", "scenes", "people")
+HELDOUT = ("faces", "crowds", "scenes", "people", "everyday", "street")
 
 
 def sources(directory: Path | None = None, heldout: str | None = None, data: Path | None = None,
             limit: int | None = None) -> dict[str, list[Path]]:
     """The upright pictures to measure, by source: a held-out part of the shared
-    data (faces: LFW, crowds, scenes, people), or a folder whose own files form one
+    data (faces: LFW, crowds, scenes, people, everyday: the everyday photos,
+    street: the street frames' held-out drive), or a folder whose own files form one
     source and each sub-folder another. `limit`: at most this many per source
     (a seeded sample)."""
     import random
@@ -148,7 +149,8 @@ def sources(directory: Path | None = None, heldout: str | None = None, data: Pat
             raise BadOptionError(f"`heldout` must be one of {', '.join(HELDOUT)}, not {heldout!r}")
         root = datasets.data_root(data)
         pick = {"faces": lambda: datasets.lfw(root), "crowds": lambda: datasets.crowds(root, "test"),
-                "scenes": lambda: datasets.scenes(root, "test"), "people": lambda: datasets.people(root)}
+                "scenes": lambda: datasets.scenes(root, "test"), "people": lambda: datasets.people(root),
+                "everyday": lambda: datasets.objects(root, "test"), "street": lambda: datasets.camvid(root, "test")}
         found[heldout] = pick[heldout]()
     elif directory is not None and directory.is_dir():
         subdirs = sorted(d for d in directory.iterdir() if d.is_dir() and not d.name.startswith("."))

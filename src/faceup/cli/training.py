@@ -27,7 +27,8 @@ def evaluate(
     directory: Annotated[Optional[Path], typer.Argument(metavar="[DIRECTORY]", help="Upright pictures; each sub-directory is reported as a source.",
                          show_default=False)] = None,
     heldout: Annotated[Optional[str], typer.Option("--heldout", help="Evaluate a held-out part of the shared data "
-                       "instead of DIR: faces (LFW), crowds, scenes, people (the person-mask photos).")] = None,
+                       "instead of DIR: faces (LFW), crowds, scenes, people (the person-mask photos), everyday (everyday "
+                       "photos), street (street frames from a car).")] = None,
     data: Annotated[Optional[Path], typer.Option("--data", envvar="FACEUP_DATA", help="The shared data folder.")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", help="At most this many upright pictures per source.")] = None,
     min_confidence: MinConfidence = None,
