@@ -90,3 +90,21 @@ def test_a_clear_face_overrules_a_confidently_wrong_quarter_turn(astronaut):
     wrong = orientation.Orientation(rotation=180, confidence=0.99, scores=(0.0, 0.0, 0.99, 0.01))
     pred = pipeline._estimate(picture, pipeline.Options(fine=True), None, wrong)
     assert pred.rotation == 0 and circular_diff(pred.angle, 35) < 5, pred
+
+
+def test_fine_always_asks_the_classifier_for_the_four_turns(astronaut_small, monkeypatch):
+    from faceup import pipeline
+    from faceup.models.orientation import OrientationModel
+
+    asked = []
+    real = OrientationModel.scores_many
+
+    def spy(self, pictures, tta=None, squares=None):
+        asked.append(tta)
+        return real(self, pictures, tta, squares)
+
+    monkeypatch.setattr(OrientationModel, "scores_many", spy)
+    pipeline.predict(astronaut_small, pipeline.Options(fine=True))
+    pipeline.predict(astronaut_small)
+    pipeline.predict(astronaut_small, pipeline.Options(fine=True, tta=False))
+    assert asked == [True, None, False]  # --fine: four turns; otherwise the cascade; a given tta wins
