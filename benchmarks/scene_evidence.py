@@ -23,7 +23,7 @@ from faceup import calibration, datasets, imageio, orientation, pipeline
 from faceup.evaluate import turned_jpeg
 
 
-def collect(paths, label):
+def collect(paths, label, scene: bool = True):
     rows = []
     for p in track(paths, description=label, transient=True):
         img = Image.open(p).convert("RGB")
@@ -31,13 +31,9 @@ def collect(paths, label):
             pic = imageio.read(turned_jpeg(img, r), reduce_to=pipeline.PREDICT_DECODE_SIDE).image
             o = orientation.estimate(pic)
             no_face = o.used_faces and o.faces_found == 0
-            q = orientation.scene_quarters(pic) if no_face and not NO_FACE_ONLY else None
+            q = orientation.scene_quarters(pic) if no_face and scene else None
             rows.append((k, np.array(o.scores), q, no_face))
     return rows
-
-
-#: With --no-face, the scene model is not run (only the cascade's own answers are needed).
-NO_FACE_ONLY = False
 
 
 def decide(rows, w):
@@ -95,13 +91,11 @@ def main() -> None:
 
 
 def no_face_threshold(root, args) -> None:
-    global NO_FACE_ONLY
-    NO_FACE_ONLY = True
     sets = {"scenes": datasets.scenes(root, args.split), "everyday": datasets.objects(root, args.split),
             "street": datasets.camvid(root, args.split)}
     if args.limit:
         sets = {k: v[: args.limit] for k, v in sets.items()}
-    rows = {k: collect(v, k) for k, v in sets.items()}
+    rows = {k: collect(v, k, scene=False) for k, v in sets.items()}  # only the cascade's own answers
     default = orientation.default_min_confidence()
     pooled = [(k, p) for r in rows.values() for k, p, _, no_face in r if no_face and k == 0]
     conf = np.array([p.max() for _, p in pooled])

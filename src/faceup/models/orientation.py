@@ -62,20 +62,16 @@ class OrientationModel(Model):
         if not pictures:
             return np.zeros((0, NUM_CLASSES))
         sq = np.stack(squares if squares is not None else [square_input(p, INPUT_SIZE) for p in pictures])
-        out = np.zeros((len(pictures), NUM_CLASSES))
-        unsure = np.arange(len(pictures))
-        first = None  # the single pass is copy 0 of the four turns: it is not run twice
-        if tta is not True:
-            first = self.logits(sq)
-            out = np.exp(log_softmax(log_softmax(first) / self.temperature))
-            unsure = np.flatnonzero(out.max(axis=1) < TTA_GATE) if tta is None else unsure[:0]
+        first = self.logits(sq)  # the single pass, also copy 0 of the four turns
+        out = np.exp(log_softmax(log_softmax(first) / self.temperature))
+        if tta is None:
+            unsure = np.flatnonzero(out.max(axis=1) < TTA_GATE)
+        else:
+            unsure = np.arange(len(pictures) if tta else 0)
         if len(unsure):
-            skip = 0 if first is None else 1
-            logits = self.logits(np.concatenate([tta_batch(sq[i])[skip:] for i in unsure]))
-            n = NUM_CLASSES - skip
+            rest = self.logits(np.concatenate([tta_batch(sq[i])[1:] for i in unsure]))
+            n = NUM_CLASSES - 1
             for j, i in enumerate(unsure):
-                four = logits[n * j:n * (j + 1)]
-                if skip:
-                    four = np.concatenate([first[i:i + 1], four])
+                four = np.concatenate([first[i:i + 1], rest[n * j:n * (j + 1)]])
                 out[i] = np.exp(log_softmax(realign(four) / self.temperature))
         return out
