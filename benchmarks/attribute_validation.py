@@ -9,6 +9,7 @@ choose between models by a rule set before reading the figures.
     .venv/bin/python benchmarks/attribute_validation.py --smile 'shipped&runs/expression.onnx'   # two models' mean
     .venv/bin/python benchmarks/attribute_validation.py --smile-ranking smilesmiled=runs/smile-nosmiled/smile.onnx
     .venv/bin/python benchmarks/attribute_validation.py --gender shipped runs/gender/gender.onnx
+    .venv/bin/python benchmarks/attribute_validation.py --smile-calibrate runs/smile-2src/smile.onnx
 
 --gender: the gender read-out on the face network (its own chips, aligned by the
 detector's eyes, so no cached crops), on the same validation faces and on the
@@ -115,6 +116,70 @@ def smile_ranking(root: Path, pairs: list[str]) -> None:
               f"| {(p >= 0.5).mean():.1%} | {y.mean():.1%} | {best:.2%} |", flush=True)
 
 
+def platt(p: np.ndarray, y: np.ndarray, weight: np.ndarray) -> tuple[float, float]:
+    """(a, b) of sigmoid(a * logit(p) + b), a weighted logistic fit (Newton's method)."""
+    z = np.log(np.clip(p, 1e-6, 1 - 1e-6) / np.clip(1 - p, 1e-6, 1 - 1e-6))
+    x = np.stack([z, np.ones_like(z)], 1)
+    theta = np.array([1.0, 0.0])
+    for _ in range(50):
+        q = 1 / (1 + np.exp(-(x @ theta)))
+        grad = x.T @ (weight * (q - y))
+        hess = (x * (weight * q * (1 - q))[:, None]).T @ x + 1e-9 * np.eye(2)
+        theta -= np.linalg.solve(hess, grad)
+    return float(theta[0]), float(theta[1])
+
+
+def mapped(p: np.ndarray, ab: tuple[float, float]) -> np.ndarray:
+    z = np.log(np.clip(p, 1e-6, 1 - 1e-6) / np.clip(1 - p, 1e-6, 1 - 1e-6))
+    return 1 / (1 + np.exp(-(ab[0] * z + ab[1])))
+
+
+def smile_calibrate(root: Path, path: str) -> tuple[float, float]:
+    """The rule of docs/research.md ("A calibrated smile score"): a Platt map learnt on
+    the SMILEsmileD and GENKI-4K validation tenths pooled (each source weighing the
+    same), figures out of fold (two folds by face); FER-2013 beside. Answers the map
+    learnt on all of the pooled faces."""
+    xs, ys, strata = smile_data(root, None, SMILE_SOURCES)
+    held = validation_tenth(strata)
+    xs, ys, src = xs[held], ys[held], strata[held] // 2
+    p_model = softmax(run(load("smile", path), xs))[:, 1]
+    p_shipped = softmax(run(load("smile", "shipped"), xs))[:, 1]
+    pooled = src < 2  # SMILEsmileD, GENKI-4K
+    weight = np.where(pooled, 1.0 / np.bincount(src, minlength=3)[src], 0.0)
+    fold = np.zeros(len(ys), int)
+    for k in range(3):
+        members = np.flatnonzero(src == k)
+        fold[members] = np.arange(len(members)) % 2
+    out_of_fold = np.empty_like(p_model)
+    for f in (0, 1):
+        ab = platt(p_model[fold != f], ys[fold != f], weight[fold != f])
+        out_of_fold[fold == f] = mapped(p_model[fold == f], ab)
+    ab_all = platt(p_model, ys, weight)
+
+    def row(name: str, p: np.ndarray) -> None:
+        accs, eces, called = [], [], []
+        for k in range(3):
+            mine = src == k
+            right = (p[mine] >= 0.5) == ys[mine]
+            accs.append(right.mean())
+            eces.append(reliability(np.maximum(p[mine], 1 - p[mine]), right)["ece"])
+            called.append((p[mine] >= 0.5).mean())
+        print(f"| {name} | " + " | ".join(f"{a:.2%} / {e:.3f} / {c:.1%}" for a, e, c in zip(accs, eces, called))
+              + f" | {np.mean(accs[:2]):.2%} | {np.mean(eces[:2]):.3f} |", flush=True)
+
+    print("| smile model (validation tenths) | " + " | ".join(
+        f"{s} ({int((src == k).sum())}): accuracy / ECE / called smiling" for k, s in enumerate(SMILE_SOURCES))
+        + " | mean accuracy (first two) | mean ECE (first two) |")
+    print("|---|---|---|---|---|---|")
+    print("| (labelled smiling) | " + " | ".join(f"{ys[src == k].mean():.1%}" for k in range(3)) + " | | |")
+    row("shipped (saw the first two tenths)", p_shipped)
+    row(f"{path}", p_model)
+    row(f"{path} with the pooled map (out of fold)", out_of_fold)
+    print(f"\nthe map learnt on all pooled faces: a = {ab_all[0]:.4f}, b = {ab_all[1]:.4f} "
+          f"(0.5 falls at p = {1 / (1 + np.exp(ab_all[1] / ab_all[0])):.3f})")
+    return ab_all
+
+
 def agegender(root: Path, paths: list[str]) -> None:
     xs, ages, genders, strata = agegender_data(root, "val", None, GENDER_SOURCES)
     print("| age/gender model | " + " | ".join(f"gender, {s} ({int((strata // 2 == k).sum())})"
@@ -180,6 +245,8 @@ def main() -> None:
                     help="a model that never saw SOURCE: AUC, share called smiling, oracle threshold")
     ap.add_argument("--crop", choices=["level", "aligned"], default="level",
                     help="--smile: faces cut as faces.face_crop (level) or faces.aligned_chip (aligned)")
+    ap.add_argument("--smile-calibrate", default=None, metavar="ONNX",
+                    help="the pooled Platt map of a smile model trained with the tenths held back")
     ap.add_argument("--data", default=None)
     ap.add_argument("--reliability-png", default=None, metavar="PATH",
                     help="draw the last model's reliability diagram per source (needs the plots extra)")
@@ -191,7 +258,11 @@ def main() -> None:
           + (f" --gender {' '.join(args.gender)}" if args.gender else "")
           + (f" --crop {args.crop}" if args.crop != "level" else "")
           + (f" --smile-pairs {' '.join(args.smile_pairs)}" if args.smile_pairs else "")
-          + (f" --smile-ranking {' '.join(args.smile_ranking)}" if args.smile_ranking else "") + "\n")
+          + (f" --smile-ranking {' '.join(args.smile_ranking)}" if args.smile_ranking else "")
+          + (f" --smile-calibrate {args.smile_calibrate}" if args.smile_calibrate else "") + "\n")
+    if args.smile_calibrate:
+        smile_calibrate(root, args.smile_calibrate)
+        print()
     if args.smile_ranking:
         smile_ranking(root, args.smile_ranking)
         print()
