@@ -53,6 +53,8 @@ def test_evaluation_sources_and_the_merged_report(tmp_path, astronaut_small):
     assert {k: len(v) for k, v in found.items()} == {tmp_path.name: 1, "a": 1, "b": 1}
     with pytest.raises(BadOptionError, match="`heldout` must be one of"):
         evaluate.sources(heldout="elsewhere")
+    with pytest.raises(BadOptionError, match="not 'elsewhere'"):  # every name of a list is checked
+        evaluate.sources(heldout="faces,elsewhere")
     with pytest.raises(BadOptionError, match="give a directory"):
         evaluate.sources(tmp_path / "missing")
     rows, overall = evaluate.run(found, pipeline.Options())
@@ -174,6 +176,9 @@ def test_the_everyday_and_street_held_out_parts_are_never_learnt_from():
         pytest.skip("../shared/data is not here; set FACEUP_DATA")
     everyday = evaluate.sources(heldout="everyday", data=root)["everyday"]
     street = evaluate.sources(heldout="street", data=root)["street"]
+    every = evaluate.sources(heldout="all", data=root)
+    assert list(every) == list(evaluate.HELDOUT) and every["everyday"] == everyday
+    assert list(evaluate.sources(heldout="street,faces", data=root)) == ["street", "faces"]
     learnt = {p for split in ("train", "val") for p in datasets.objects(root, split) + datasets.camvid(root, split)}
     assert everyday and street and not learnt & set(everyday + street)
     assert {p.stem.split("_")[1] for p in street} == set(datasets.CAMVID_DRIVES["test"])  # one whole drive

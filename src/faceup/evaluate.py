@@ -132,9 +132,9 @@ HELDOUT = ("faces", "crowds", "scenes", "people", "everyday", "street")
 
 def sources(directory: Path | None = None, heldout: str | None = None, data: Path | None = None,
             limit: int | None = None) -> dict[str, list[Path]]:
-    """The upright pictures to measure, by source: a held-out part of the shared
+    """The upright pictures to measure, by source: held-out parts of the shared
     data (faces: LFW, crowds, scenes, people, everyday: the everyday photos,
-    street: the street frames' held-out drive), or a folder whose own files form one
+    street: the street frames' held-out drive; several with commas, or "all"), or a folder whose own files form one
     source and each sub-folder another. `limit`: at most this many per source
     (a seeded sample)."""
     import random
@@ -145,13 +145,17 @@ def sources(directory: Path | None = None, heldout: str | None = None, data: Pat
 
     found: dict[str, list[Path]] = {}
     if heldout:
-        if heldout not in HELDOUT:
-            raise BadOptionError(f"`heldout` must be one of {', '.join(HELDOUT)}, not {heldout!r}")
+        names = HELDOUT if heldout == "all" else tuple(n.strip() for n in heldout.split(","))
+        for name in names:
+            if name not in HELDOUT:
+                raise BadOptionError(f"`heldout` must be one of {', '.join(HELDOUT)} (several with commas, or all), "
+                                     f"not {name!r}")
         root = datasets.data_root(data)
         pick = {"faces": lambda: datasets.lfw(root), "crowds": lambda: datasets.crowds(root, "test"),
                 "scenes": lambda: datasets.scenes(root, "test"), "people": lambda: datasets.people(root),
                 "everyday": lambda: datasets.objects(root, "test"), "street": lambda: datasets.camvid(root, "test")}
-        found[heldout] = pick[heldout]()
+        for name in names:
+            found[name] = pick[name]()
     elif directory is not None and directory.is_dir():
         subdirs = sorted(d for d in directory.iterdir() if d.is_dir() and not d.name.startswith("."))
         top = list(walk(directory, False))

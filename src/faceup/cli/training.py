@@ -28,7 +28,8 @@ def evaluate(
                          show_default=False)] = None,
     heldout: Annotated[Optional[str], typer.Option("--heldout", help="Evaluate a held-out part of the shared data "
                        "instead of DIR: faces (LFW), crowds, scenes, people (the person-mask photos), everyday (everyday "
-                       "photos), street (street frames from a car).")] = None,
+                       "photos), street (street frames from a car); several with commas, or all (each its own "
+                       "row: the README's table).")] = None,
     data: Annotated[Optional[Path], typer.Option("--data", envvar="FACEUP_DATA", help="The shared data folder.")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", help="At most this many upright pictures per source.")] = None,
     min_confidence: MinConfidence = None,
@@ -79,7 +80,7 @@ def evaluate(
         raise typer.Exit(0)
     table = Table("source", "cases", "accuracy", "coverage", "acc. when confident", "upright turned",
                   "per class 0/90/180/270", "pictures/s")
-    rows = summaries + ([overall] if len(summaries) > 1 else [])
+    rows = summaries + ([overall] if len(summaries) > 1 and not heldout else [])  # held-out sets are not pooled
     for s in rows:
         pc = s["per_class_accuracy"]
         table.add_row(
@@ -87,10 +88,11 @@ def evaluate(
             _pct(s["upright_turned_share"]), " / ".join(_pct(pc[str(r)]) for r in (0, 90, 180, 270)),
             f"{s['pictures_per_second']:.1f}" if s["pictures_per_second"] else "")
     out.print(table)
-    cm = overall["confusion"]
-    out.print("confusion (rows: true 0/90/180/270, columns: predicted):")
-    for r, row in zip((0, 90, 180, 270), cm):
-        out.print(f"  {r:>3}: " + " ".join(f"{v:6d}" for v in row))
+    for s in summaries if heldout and len(summaries) > 1 else [overall]:
+        out.print(f"confusion{' of ' + s['name'] if s is not overall else ''} "
+                  "(rows: true 0/90/180/270, columns: predicted):")
+        for r, row in zip((0, 90, 180, 270), s["confusion"]):
+            out.print(f"  {r:>3}: " + " ".join(f"{v:6d}" for v in row))
     if overall["errors"]:
         warning_line(f"{overall['errors']} turned copies could not be read")
 
