@@ -1,6 +1,13 @@
 """Per-face models on held-out data, per demographic group where the data has labels.
 
     .venv/bin/python benchmarks/attributes.py [--limit 2000]
+    .venv/bin/python benchmarks/attributes.py --table --smile-in runs/smile-2src/smile.onnx \
+        --smile-models smilesmiled=runs/smile-nosmiled/smile.onnx genki4k_train=runs/smile-nogenki/smile.onnx \
+                       fer2013=runs/smile-2src/smile.onnx
+
+--table prints one table: every attribute on every source's validation faces,
+in-source (a model that learnt that source) and cross-source (one that never saw
+it), and what each model costs a face. See `one_table`.
 
 - smile and gender, leave one source out (--smile-models, --gender-models): each
   source scored by a model trained without it;
@@ -59,9 +66,15 @@ def main() -> None:
                     help="gender on one half of LFW (split by person: validation or held-out), balanced")
     ap.add_argument("--gender-compare", nargs="*", default=[], metavar="ONNX",
                     help="with --lfw-gender/--lfw-half: other gender or age/gender models on the same faces")
+    ap.add_argument("--table", action="store_true", help="the one table of every attribute and source (one_table)")
+    ap.add_argument("--smile-in", default=None, metavar="ONNX",
+                    help="with --table: the shipped smile recipe trained with the validation tenths held back")
+    ap.add_argument("--cache", default="runs/cydral-cache", help="with --table: training embeddings")
     args = ap.parse_args()
     root = datasets.data_root(args.data)
     rng = random.Random(0)
+    if args.table:
+        return one_table(root, args.smile_in, dict(m.split("=", 1) for m in args.smile_models), Path(args.cache))
     print(f"command: python benchmarks/attributes.py --limit {args.limit} "
           f"--smile-models {' '.join(args.smile_models)}"
           + (f" --gender-models {' '.join(args.gender_models)}" if args.gender_models else "")
@@ -143,6 +156,127 @@ def main() -> None:
         print(f"| {k} | {r['n']} | {r['gender'] / r['n']:.1%} | {r['age_ok'] / r['n']:.1%} | "
               f"{r['age_err'] / r['n']:.1f} y | {r['orient'] / r['orient_n']:.2%} |")
     print("\n(group: UTKFace's own race label, used only to split this report; never predicted)")
+
+
+def one_table(root: Path, smile_in: str | None, smile_loso: dict[str, str], cache: Path) -> None:
+    """Every attribute, every source, in-source and cross-source, with cost.
+
+    Smile: each source's validation tenth (the faces `faceup train` holds back; cut
+    as at run time, faces found only), in-source by `smile_in` (the shipped recipe
+    with those tenths held back: the shipped model saw them) and cross-source by the
+    model of `smile_loso` that never saw the source. Gender: UTKFace's validation
+    faces balanced over the nine age groups and the web faces' validation part,
+    in-source by the shipped answer (the read-out; the CNN below 13), cross-source by
+    the shipped read-out's recipe learnt on the other source alone (the CNN below
+    13 kept); LFW's validation half, a source no gender model learnt. Age: UTKFace
+    (the one source with ages) in-source; the web faces and LFW's validation half,
+    adults, read under 20 as a cross-source check. A face not found counts wrong.
+    Cost: in-process, one face at a time, medians over 200 UTKFace faces."""
+    import time
+
+    from attribute_validation import run as run_batches
+    from cydral import loso_heads, utk_balanced
+
+    from faceup.calibration import softmax
+    from faceup.train.attributes import SMILE_SOURCES, smile_data, validation_tenth
+
+    table = []  # attribute, source, faces, in-source figure, cross-source figure, model(s)
+    xs, ys, strata = smile_data(root, None, SMILE_SOURCES)
+    held = validation_tenth(strata)
+    xs, ys, src = xs[held], ys[held], strata[held] // 2
+    smile_model = get_model("smile")
+    load = (lambda path: type(smile_model).from_file(path))
+    for k, source in enumerate(SMILE_SOURCES):
+        mine = src == k
+        acc = {}
+        for kind, path in (("in", smile_in if source != "fer2013" else None), ("cross", smile_loso.get(source))):
+            if path:
+                p = softmax(run_batches(load(path), xs[mine]))[:, 1]
+                acc[kind] = f"{((p >= 0.5) == ys[mine]).mean():.2%}"
+        table.append(("smile", f"{source} validation tenth", int(mine.sum()), acc.get("in", "(none learnt it)"),
+                      acc.get("cross", ""), "in: shipped recipe, tenths held back; cross: the recipe without it"))
+
+    heads = loso_heads(root, cache)
+    sets = {"utkface": utk_balanced(root),
+            "gender_web": [(p, {"gender": g, "age": None}) for p, g in datasets.gender_web(root, "val")],
+            "lfw": [(p, {"gender": g, "age": None}) for p, g in lfw_halves(root)["val"]]}
+    cnn, readout = get_model("agegender"), get_model("gender")
+    got: dict[str, list] = {k: [] for k in sets}
+    for name, items in sets.items():
+        for path, lab in items:
+            img = Image.open(path).convert("RGB")
+            d = faces.largest_face(img)
+            if d is None:
+                got[name].append((lab, None))
+                continue
+            age, g_cnn, s_cnn = cnn.predict([faces.face_crop(img, d)])[0]
+            female, emb = readout.session.run(["female", "embedding"], {"image": faces.aligned_chip(img, d)[None]})
+            p_cnn = s_cnn if g_cnn == "female" else 1 - s_cnn
+            head = heads.get(name)
+            p_loso = float(1 / (1 + np.exp(-(emb[0] @ head[0] + head[1])))) if head else None
+            got[name].append((lab, (age, p_cnn, float(female[0][0]), p_loso)))
+
+    def gender_acc(name: str, loso: bool) -> str:
+        ok, groups = [], []
+        for lab, r in got[name]:
+            groups.append(age_group(lab["age"]) if lab["age"] is not None else 0)
+            if r is None:
+                ok.append(False)
+                continue
+            age, p_cnn, p_ship, p_loso = r
+            p = p_cnn if age < faces.CNN_GENDER_BELOW_AGE else (p_loso if loso else p_ship)
+            ok.append((p >= 0.5) == (lab["gender"] == 1))
+        ok_a, g_a = np.array(ok), np.array(groups)
+        return f"{np.mean([ok_a[g_a == g].mean() for g in np.unique(g_a)]):.2%}"
+
+    table.append(("gender", "UTKFace validation, balanced over 9 age groups", len(got["utkface"]),
+                  gender_acc("utkface", False), gender_acc("utkface", True),
+                  "the read-out (CNN below 13); cross: the read-out learnt on the web faces only"))
+    table.append(("gender", "web faces validation (adults)", len(got["gender_web"]), gender_acc("gender_web", False),
+                  gender_acc("gender_web", True), "cross: the read-out learnt on UTKFace only"))
+    table.append(("gender", "LFW validation half (balanced)", len(got["lfw"]), "", gender_acc("lfw", False),
+                  "shipped: no gender model learnt LFW"))
+    utk = [(lab, r) for lab, r in got["utkface"]]
+    g_true = np.array([age_group(lab["age"]) for lab, _ in utk])
+    g_read = np.array([age_group(r[0]) if r else -9 for _, r in utk])
+    near = np.mean([(abs(g_read - g_true) <= 1)[g_true == g].mean() for g in np.unique(g_true)])
+    right = np.mean([(g_read == g_true)[g_true == g].mean() for g in np.unique(g_true)])
+    table.append(("age", "UTKFace validation, balanced over 9 age groups", len(utk),
+                  f"{right:.2%} right group, {near:.2%} within one", "(no second source with ages)", "the CNN"))
+    adults = [r for name in ("gender_web", "lfw") for _, r in got[name]]
+    young = np.mean([r is None or r[0] < 20 for r in adults])
+    table.append(("age", "adults (web faces + LFW validation half)", len(adults), "",
+                  f"{young:.2%} read under 20 (lower is better)", "the CNN"))
+
+    print("command: python benchmarks/attributes.py --table --smile-in ... --smile-models ...")
+    print("| attribute | faces (validation) | n | in-source | cross-source | models |")
+    print("|---|---|---|---|---|---|")
+    for row in table:
+        print("| " + " | ".join(str(v) for v in row) + " |")
+
+    # cost: one face at a time, in-process, the shipped models
+    items = sets["utkface"][:200]
+    spent: dict[str, list[float]] = {"detector (the picture)": [], "smile (crop + model)": [],
+                                     "age/gender CNN (crop + model)": [], "gender read-out (chip + network)": []}
+    for path, _ in items:
+        img = Image.open(path).convert("RGB")
+        t0 = time.perf_counter()
+        d = faces.largest_face(img)
+        t1 = time.perf_counter()
+        if d is None:
+            continue
+        smile_model.predict([faces.face_crop(img, d)])
+        t2 = time.perf_counter()
+        cnn.predict([faces.face_crop(img, d)])
+        t3 = time.perf_counter()
+        readout.predict([faces.aligned_chip(img, d)])
+        t4 = time.perf_counter()
+        for key, dt in zip(spent, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            spent[key].append(dt)
+    print("\n| cost, one face at a time (median of " + str(len(spent["smile (crop + model)"])) + " UTKFace faces) | ms |")
+    print("|---|---|")
+    for key, v in spent.items():
+        print(f"| {key} | {1000 * np.median(v):.2f} |")
 
 
 def gender_reader(model_path: str | None = None):
