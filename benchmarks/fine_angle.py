@@ -47,9 +47,19 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=2,
                     help="which random faces, angles and scenes (seed 1 is the sample the --fine settings "
                          "were chosen on; report another)")
+    ap.add_argument("--eye-weight", type=float, default=None,
+                    help="faces.EYE_WEIGHT for this run (a candidate; 'inf': the eye line alone)")
+    ap.add_argument("--frames", choices=("val", "train"), default="val",
+                    help="which part of the video frames (train: the quarter-turn classifier learnt them)")
     args = ap.parse_args()
     root = datasets.data_root(args.data)
-    print(f"command: python benchmarks/fine_angle.py --limit {args.limit} --seed {args.seed}")
+    if args.eye_weight is not None:
+        from faceup import faces
+
+        faces.EYE_WEIGHT = 1e6 if np.isinf(args.eye_weight) else args.eye_weight
+    print(f"command: python benchmarks/fine_angle.py --limit {args.limit} --seed {args.seed}"
+          + (f" --eye-weight {args.eye_weight:g}" if args.eye_weight is not None else "")
+          + (f" --frames {args.frames}" if args.frames != "val" else ""))
     print("| setting | faces | mean error | median error | within 2° | within 5° | within 10° | ms per picture |")
     print("|---|---|---|---|---|---|---|---|")
     scenes = datasets.scenes(root, "test")
@@ -75,7 +85,8 @@ def main() -> None:
               f"{(e <= 5).mean():.1%} | {(e <= 10).mean():.1%} | {1000 * seconds / len(e):.0f} |")
     rng = random.Random(args.seed)
     marks = datasets.frames68_landmarks(root)
-    frames = rng.sample(datasets.frames68(root, "val"), min(args.limit, len(datasets.frames68(root, "val"))))
+    pool = datasets.frames68(root, args.frames)
+    frames = rng.sample(pool, min(args.limit, len(pool)))
     opts = pipeline.Options(fine=True)
     errors, seconds = [], 0.0
     for p in frames:
@@ -94,7 +105,7 @@ def main() -> None:
         seconds += time.perf_counter() - t0
         errors.append(abs((pred.angle - (angle + tilt) + 180) % 360 - 180))
     e = np.array(errors)
-    print(f"| video frame, eye line | {len(e)} | {e.mean():.2f}° | {np.median(e):.2f}° | {(e <= 2).mean():.1%} | "
+    print(f"| video frame ({args.frames}), eye line | {len(e)} | {e.mean():.2f}° | {np.median(e):.2f}° | {(e <= 2).mean():.1%} | "
           f"{(e <= 5).mean():.1%} | {(e <= 10).mean():.1%} | {1000 * seconds / len(e):.0f} |")
 
 
