@@ -51,15 +51,22 @@ def main() -> None:
                     help="faces.EYE_WEIGHT for this run (a candidate; 'inf': the eye line alone)")
     ap.add_argument("--frames", choices=("val", "train"), default="val",
                     help="which part of the video frames (train: the quarter-turn classifier learnt them)")
+    ap.add_argument("--mesh", choices=("none", "F1", "F2", "F3", "F4"), default=None,
+                    help="faces.FINE_MESH for this run (none: the BlazeFace readings' median, as before the mesh)")
     args = ap.parse_args()
     root = datasets.data_root(args.data)
+    if args.mesh:
+        from faceup import faces
+
+        faces.FINE_MESH = None if args.mesh == "none" else args.mesh
     if args.eye_weight is not None:
         from faceup import faces
 
         faces.EYE_WEIGHT = 1e6 if np.isinf(args.eye_weight) else args.eye_weight
     print(f"command: python benchmarks/fine_angle.py --limit {args.limit} --seed {args.seed}"
           + (f" --eye-weight {args.eye_weight:g}" if args.eye_weight is not None else "")
-          + (f" --frames {args.frames}" if args.frames != "val" else ""))
+          + (f" --frames {args.frames}" if args.frames != "val" else "")
+          + (f" --mesh {args.mesh}" if args.mesh else ""))
     print("| setting | faces | mean error | median error | within 2° | within 5° | within 10° | ms per picture |")
     print("|---|---|---|---|---|---|---|---|")
     scenes = datasets.scenes(root, "test")

@@ -108,3 +108,48 @@ def test_fine_always_asks_the_classifier_for_the_four_turns(astronaut_small, mon
     pipeline.predict(astronaut_small)
     pipeline.predict(astronaut_small, pipeline.Options(fine=True, tta=False))
     assert asked == [True, None, False]  # --fine: four turns; otherwise the cascade; a given tta wins
+
+
+def test_the_face_mesh_reads_the_eye_line_of_a_tilted_face(astronaut):
+    """The last correction of --fine: the eye outlines of MediaPipe's face mesh. A
+    face crop turned by a known angle reads that much more tilt (the eye line is
+    measured, not guessed from the crop), mirrored it reads the opposite, and a crop
+    with no face is not read at all."""
+    from faceup import faces
+    from faceup.models import get
+    from faceup.models.facemesh import FaceMeshModel
+
+    mesh = get(FaceMeshModel)
+    d = faces.largest_face(astronaut)
+    cx, cy = (d.box[0] + d.box[2]) / 2, (d.box[1] + d.box[3]) / 2
+    half = 0.75 * (d.box[2] - d.box[0])
+    crop = astronaut.crop((int(cx - half), int(cy - half), int(cx + half), int(cy + half)))
+    level = mesh.eye_roll(crop)
+    assert level is not None and abs(level) < 10
+    for turn in (-12.0, 8.0):
+        tilted = crop.rotate(-turn, resample=Image.Resampling.BICUBIC)  # PIL turns counter-clockwise
+        assert abs(mesh.eye_roll(tilted) - (level + turn)) < 1.5
+    assert abs(mesh.eye_roll(crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)) + level) < 1.5
+    assert mesh.eye_roll(Image.new("RGB", crop.size, (120, 160, 200))) is None
+
+
+def test_fine_takes_its_last_correction_from_the_face_mesh(astronaut, monkeypatch):
+    """--fine's last step reads the mesh (on the view and its mirror image); with the
+    mesh unable to see a face, the BlazeFace readings stand."""
+    from faceup import faces
+    from faceup.models.facemesh import FaceMeshModel
+
+    read = []
+    real = FaceMeshModel.eye_roll
+
+    def spy(self, crop):
+        read.append(real(self, crop))
+        return read[-1]
+
+    monkeypatch.setattr(FaceMeshModel, "eye_roll", spy)
+    turned = turned_by(astronaut.resize((384, 384)), 25.0)
+    roll = faces.fine_angle(turned)
+    assert len(read) >= 2 and None not in read and circular_diff(roll.angle, 25) < 6  # the crop and its mirror
+    monkeypatch.setattr(FaceMeshModel, "eye_roll", lambda self, crop: None)
+    without = faces.fine_angle(turned)
+    assert circular_diff(without.angle, 25) < 6 and without.angle != roll.angle

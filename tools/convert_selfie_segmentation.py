@@ -23,6 +23,11 @@ for whole bodies; three more operators: PAD, MAX_POOL_2D, RESHAPE), and `--tflit
 .../selfie_segmentation_landscape.tflite --out OUT.onnx` the landscape selfie
 model (one more: MEAN): the candidates tried for the person mask and not kept
 (README, "Background replacement").
+
+`--face-mesh` translates the face mesh of the same package
+(modules/face_landmark/face_landmark.tflite; one more operator, PRELU) into
+src/faceup/models/weights/face_mesh.onnx (or --out): `--fine` reads the eye line from
+its eye outlines (docs/any-angle.md).
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ except ImportError:
 WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "faceup" / "models" / "weights"
 SOURCE = "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite"
 POSE_SOURCE = "mediapipe/modules/pose_landmark/pose_landmark_full.tflite"
+MESH_SOURCE = "mediapipe/modules/face_landmark/face_landmark.tflite"
 
 if tflite is not None:
     OPS = {v: k for k, v in tflite.BuiltinOperator.__dict__.items() if not k.startswith("_")}
@@ -181,6 +187,9 @@ class Converter:
                 self.node("Add" if kind == "ADD" else "Mul", [self.operand(ins[0]), self.operand(ins[1])], [target])
             elif kind == "RELU":
                 self.node("Relu", [self.name(ins[0])], [out])
+            elif kind == "PRELU":  # the face mesh: one slope per channel
+                slope = self.const(ins[1]).astype(np.float32).reshape(-1, 1, 1)
+                self.node("PRelu", [self.name(ins[0]), self.init(slope, "slope")], [out])
             elif kind == "HARD_SWISH":
                 self.node("HardSwish", [self.name(ins[0])], [out])
             elif kind == "LOGISTIC":
@@ -286,6 +295,29 @@ def check(onnx_path: Path, pictures: list[str]) -> None:
                   f"IoU of the person masks {inter / max(union, 1):.4f}, person share {(ref > 0.5).mean():.3f}")
 
 
+def face_mesh(args) -> None:
+    """Convert MediaPipe's face mesh; without --out, install it with its sha256."""
+    if args.tflite:
+        tfl = Path(args.tflite)
+    else:
+        spec = util.find_spec("mediapipe")
+        if spec is None or spec.origin is None:
+            raise SystemExit("install mediapipe==0.10.21 first, or pass --tflite")
+        tfl = Path(spec.origin).parent.parent / MESH_SOURCE
+    model = Converter(tfl.read_bytes()).convert(["landmarks", "face_score"], "face_mesh")
+    dest = Path(args.out) if args.out else WEIGHTS / "face_mesh.onnx"
+    onnx.save(model, dest)
+    print(dest, dest.stat().st_size)
+    if args.out:
+        return
+    reg_path = WEIGHTS / "registry.json"
+    reg = json.loads(reg_path.read_text())
+    reg["face_mesh"] = {"file": dest.name, "sha256": hashlib.sha256(dest.read_bytes()).hexdigest(), "meta": {
+        "source": "MediaPipe face mesh (face_landmark.tflite, 468 points; Apache-2.0) from PyPI mediapipe==0.10.21, "
+                  "converted by tools/convert_selfie_segmentation.py --face-mesh", "input_size": 192}}
+    reg_path.write_text(json.dumps(reg, indent=2) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tflite", help="the .tflite file (default: from the installed mediapipe package)")
@@ -298,7 +330,13 @@ def main() -> None:
                     help="the pose landmark model (full) instead (needs --out): the candidate tried for whole bodies "
                          "(README, Background replacement); outputs landmarks [1, 195], presence [1, 1] and mask "
                          "logits [1, 1, 256, 256] of a person-centred 256 px square in [0, 1]")
+    ap.add_argument("--face-mesh", action="store_true",
+                    help="the face mesh (face_landmark.tflite) instead: 1x3x192x192 RGB in [0, 1] -> landmarks "
+                         "[1, 1404, 1, 1] (468 x, y, z in input pixels) and a face score logit [1, 1, 1, 1]; "
+                         "with --out a candidate, else installed as face_mesh.onnx")
     args = ap.parse_args()
+    if args.face_mesh:
+        return face_mesh(args)
     dest = WEIGHTS / "segmentation.onnx"
     if args.check_only is not None:
         check(dest, args.check_only)
