@@ -51,6 +51,7 @@ def main() -> None:
                     help="faces.EYE_WEIGHT for this run (a candidate; 'inf': the eye line alone)")
     ap.add_argument("--frames", choices=("val", "train"), default="val",
                     help="which part of the video frames (train: the quarter-turn classifier learnt them)")
+    ap.add_argument("--worst", type=int, default=0, help="also list the N largest errors of each setting")
     ap.add_argument("--mesh", choices=("none", "F1", "F2", "F3", "F4"), default=None,
                     help="faces.FINE_MESH for this run (none: the BlazeFace readings' median, as before the mesh)")
     args = ap.parse_args()
@@ -74,7 +75,7 @@ def main() -> None:
         rng = random.Random(args.seed)
         paths = rng.sample(datasets.utkface(root, "val"), args.limit)
         opts = pipeline.Options(fine=True)
-        errors, seconds = [], 0.0
+        errors, seconds, cases = [], 0.0, []
         for p in paths:
             img = Image.open(p).convert("RGB").resize((200, 200), Image.Resampling.BICUBIC)
             angle = rng.uniform(0, 360)
@@ -87,15 +88,17 @@ def main() -> None:
             pred = pipeline.predict(data, opts)
             seconds += time.perf_counter() - t0
             errors.append(abs((pred.angle - angle + 180) % 360 - 180))
+            cases.append((p.name, angle, pred.angle, pred.rotation, pred.confidence))
         e = np.array(errors)
         print(f"| {setting} | {len(e)} | {e.mean():.2f}° | {np.median(e):.2f}° | {(e <= 2).mean():.1%} | "
               f"{(e <= 5).mean():.1%} | {(e <= 10).mean():.1%} | {1000 * seconds / len(e):.0f} |")
+        worst(setting, e, cases, args.worst)
     rng = random.Random(args.seed)
     marks = datasets.frames68_landmarks(root)
     pool = datasets.frames68(root, args.frames)
     frames = rng.sample(pool, min(args.limit, len(pool)))
     opts = pipeline.Options(fine=True)
-    errors, seconds = [], 0.0
+    errors, seconds, cases = [], 0.0, []
     for p in frames:
         face = Image.open(p).convert("RGB")
         pts = np.asarray(marks[p.name], dtype=float)
@@ -111,9 +114,19 @@ def main() -> None:
         pred = pipeline.predict(data, opts)
         seconds += time.perf_counter() - t0
         errors.append(abs((pred.angle - (angle + tilt) + 180) % 360 - 180))
+        cases.append((p.name, angle + tilt, pred.angle, pred.rotation, pred.confidence))
     e = np.array(errors)
     print(f"| video frame ({args.frames}), eye line | {len(e)} | {e.mean():.2f}° | {np.median(e):.2f}° | {(e <= 2).mean():.1%} | "
           f"{(e <= 5).mean():.1%} | {(e <= 10).mean():.1%} | {1000 * seconds / len(e):.0f} |")
+    worst("video frames", e, cases, args.worst)
+
+
+def worst(setting: str, errors: np.ndarray, cases: list, n: int) -> None:
+    """The n largest errors: picture, true angle, answer, quarter turn, confidence."""
+    for i in np.argsort(-errors)[:n]:
+        name, truth, got, rotation, conf = cases[i]
+        print(f"    {setting}: {name} truth {truth % 360:.1f} answer {got:.1f} (error {errors[i]:.1f}; "
+              f"quarter {rotation} at {conf:.3f})")
 
 
 if __name__ == "__main__":
