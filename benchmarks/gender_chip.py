@@ -103,8 +103,7 @@ def sigmoid(e: np.ndarray, head: tuple[np.ndarray, float]) -> float:
 
 
 def main() -> None:
-    from attributes import lfw_halves
-    from cydral import utk_balanced
+    from attributes import lfw_halves, utk_balanced
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=None)

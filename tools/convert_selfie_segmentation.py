@@ -295,15 +295,19 @@ def check(onnx_path: Path, pictures: list[str]) -> None:
                   f"IoU of the person masks {inter / max(union, 1):.4f}, person share {(ref > 0.5).mean():.3f}")
 
 
+def tflite_path(given: str | None, source: str) -> Path:
+    """The .tflite file given, or `source` inside the installed mediapipe package."""
+    if given:
+        return Path(given)
+    spec = util.find_spec("mediapipe")
+    if spec is None or spec.origin is None:
+        raise SystemExit("install mediapipe==0.10.21 first, or pass --tflite")
+    return Path(spec.origin).parent.parent / source
+
+
 def face_mesh(args) -> None:
     """Convert MediaPipe's face mesh; without --out, install it with its sha256."""
-    if args.tflite:
-        tfl = Path(args.tflite)
-    else:
-        spec = util.find_spec("mediapipe")
-        if spec is None or spec.origin is None:
-            raise SystemExit("install mediapipe==0.10.21 first, or pass --tflite")
-        tfl = Path(spec.origin).parent.parent / MESH_SOURCE
+    tfl = tflite_path(args.tflite, MESH_SOURCE)
     model = Converter(tfl.read_bytes()).convert(["landmarks", "face_score"], "face_mesh")
     dest = Path(args.out) if args.out else WEIGHTS / "face_mesh.onnx"
     onnx.save(model, dest)
@@ -341,13 +345,7 @@ def main() -> None:
     if args.check_only is not None:
         check(dest, args.check_only)
         return
-    if args.tflite:
-        tfl = Path(args.tflite)
-    else:
-        spec = util.find_spec("mediapipe")
-        if spec is None or spec.origin is None:
-            raise SystemExit("install mediapipe==0.10.21 first, or pass --tflite")
-        tfl = Path(spec.origin).parent.parent / (POSE_SOURCE if args.pose else SOURCE)
+    tfl = tflite_path(args.tflite, POSE_SOURCE if args.pose else SOURCE)
     if args.pose and not args.out:
         raise SystemExit("--pose needs --out: the pose model is a candidate, not installed")
     if args.pose:

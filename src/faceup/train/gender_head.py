@@ -50,13 +50,13 @@ def sigmoid(x: np.ndarray, head: tuple[np.ndarray, float]) -> np.ndarray:
     return 1 / (1 + np.exp(-(x @ head[0] + head[1])))
 
 
-def utk_by_group(root: Path, per_group: int = PER_AGE_GROUP) -> list[tuple[Path, int]]:
-    """Up to `per_group` UTKFace training faces of each of the nine age groups (seed 0)."""
+def utk_by_group(root: Path, per_group: int = PER_AGE_GROUP, split: str = "train") -> list[tuple[Path, int]]:
+    """Up to `per_group` UTKFace faces of `split` from each of the nine age groups (seed 0)."""
     from faceup.models.attributes import age_group
 
     rng = random.Random(0)
     by_group: dict[int, list[Path]] = {}
-    for p in datasets.utkface(root, "train"):
+    for p in datasets.utkface(root, split):
         lab = datasets.utkface_labels(p)
         if lab["gender"] in (0, 1) and lab["age"] is not None:
             by_group.setdefault(age_group(lab["age"]), []).append(p)
