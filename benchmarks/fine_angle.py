@@ -52,14 +52,14 @@ def main() -> None:
     ap.add_argument("--frames", choices=("val", "train"), default="val",
                     help="which part of the video frames (train: the quarter-turn classifier learnt them)")
     ap.add_argument("--worst", type=int, default=0, help="also list the N largest errors of each setting")
-    ap.add_argument("--mesh", choices=("none", "F1", "F2", "F3", "F4"), default=None,
-                    help="faces.FINE_MESH for this run (none: the BlazeFace readings' median, as before the mesh)")
+    ap.add_argument("--mesh", choices=("none",), default=None,
+                    help="none: the last correction from the BlazeFace readings' median, as before the face mesh")
     args = ap.parse_args()
     root = datasets.data_root(args.data)
     if args.mesh:
         from faceup import faces
 
-        faces.FINE_MESH = None if args.mesh == "none" else args.mesh
+        faces.FINE_MESH = False
     if args.eye_weight is not None:
         from faceup import faces
 

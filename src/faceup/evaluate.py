@@ -134,8 +134,8 @@ def sources(directory: Path | None = None, heldout: str | None = None, data: Pat
             limit: int | None = None) -> dict[str, list[Path]]:
     """The upright pictures to measure, by source: held-out parts of the shared
     data (faces: LFW, crowds, scenes, people, everyday: the everyday photos,
-    street: the street frames' held-out drive; several with commas, or "all"), or a folder whose own files form one
-    source and each sub-folder another. `limit`: at most this many per source
+    street: the street frames' held-out drive; several with commas, or "all"),
+    or a folder whose own files form one source and each sub-folder another. `limit`: at most this many per source
     (a seeded sample)."""
     import random
 

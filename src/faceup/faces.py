@@ -318,7 +318,8 @@ def fine_angle(image: Image.Image, hint_cw: float | None = None) -> Roll | None:
     Looks for a face in views turned back by 0, 45, ... 315 degrees (BlazeFace
     finds faces within about 45 degrees of upright), starting with `hint_cw`
     (the quarter-turn decision), then refines on the view levelled by the
-    estimate, and last on crops around the face at CROP_SCALES (each also
+    estimate, and last by the face mesh's eye line (FINE_MESH), or, where the
+    mesh sees no face, on crops around the face at CROP_SCALES (each also
     mirrored, by both detectors: the median of every reading).
     None when no face is found."""
     bases = [0.0, 45.0, 90.0, 135.0, 180.0, 225.0, 270.0, 315.0]
@@ -352,18 +353,18 @@ def fine_angle(image: Image.Image, hint_cw: float | None = None) -> Roll | None:
     d0 = _best_face(view)
     if d0 is None:
         return Roll(angle=float(angle), face=face, quality=float(quality))
-    cx, cy = (d0.box[0] + d0.box[2]) / 2, (d0.box[1] + d0.box[3]) / 2
-    if FINE_MESH in ("F1", "F2", "F3"):
-        roll = _mesh_roll(view, d0, mirrored=FINE_MESH != "F1")
-        again = 2 if FINE_MESH == "F3" else 0
-        while roll is not None and again and abs(roll) > 2.0:  # the mesh reads a tilted face short: level, read again
-            again -= 1
-            angle = (angle + roll) % 360
+    if FINE_MESH:
+        roll = _mesh_roll(view, d0)
+        for _ in range(MESH_RELEVELS):
+            if roll is None or abs(roll) <= MESH_LEVEL:
+                break
+            angle = (angle + roll) % 360  # the mesh reads a tilted face short: level the view, read again
             view = _rotate_back(image, angle)
             d0 = _best_face(view) or d0
-            roll = _mesh_roll(view, d0, mirrored=True)
+            roll = _mesh_roll(view, d0)
         if roll is not None:
             return Roll(angle=float((angle + roll) % 360), face=d0, quality=float(d0.score * _loose_geometry(d0)))
+    cx, cy = (d0.box[0] + d0.box[2]) / 2, (d0.box[1] + d0.box[3]) / 2
     rolls = []
     for scale in CROP_SCALES:
         half = scale * max(d0.box[2] - d0.box[0], d0.box[3] - d0.box[1])
@@ -375,31 +376,28 @@ def fine_angle(image: Image.Image, hint_cw: float | None = None) -> Roll | None:
             face, quality = d, d.score * _loose_geometry(d)
     if rolls:
         angle = (angle + float(np.median(rolls))) % 360
-    if FINE_MESH == "F4":  # the mesh on the view levelled by the BlazeFace readings
-        view = _rotate_back(image, angle)
-        d1 = _best_face(view)
-        roll = None if d1 is None else _mesh_roll(view, d1, mirrored=True)
-        if roll is not None:
-            angle = (angle + roll) % 360
     return Roll(angle=float(angle), face=face, quality=float(quality))
 
 
 #: Crops around the face (half side, in face-box widths) read in the last refinement.
 CROP_SCALES = (0.9, 1.2, 1.6)
 
-#: The last correction of `fine_angle`: None, the median of the BlazeFace readings;
-#: "F1", the eye line of the face mesh; "F2", the same averaged with its mirror image;
-#: "F3" (shipped), F2 read again on the view levelled by it while its correction is
-#: above 2 degrees (the mesh reads a tilted face short), at most twice; "F4", the
-#: BlazeFace readings, then F2 on the view they level. Chosen on video frames
-#: against their eye line (docs/research.md, "The eye line from a face mesh").
-#: Where the mesh does not take the crop for a face, the BlazeFace readings stand.
-FINE_MESH: str | None = "F3"
+#: The last correction of `fine_angle`: the eye line of the face mesh, averaged with
+#: its mirror image's; while that correction is above MESH_LEVEL degrees the view is
+#: levelled by it and read again (the mesh reads a tilted face short), at most
+#: MESH_RELEVELS times. False: the median of the BlazeFace readings on crops around
+#: the face, as before the mesh, which also stands where the mesh sees no face.
+#: Chosen on video frames against their eye line (docs/research.md, "The eye line
+#: from a face mesh").
+FINE_MESH = True
+MESH_LEVEL = 2.0
+MESH_RELEVELS = 2
 
 
-def _mesh_roll(view: Image.Image, d: Detection, mirrored: bool) -> float | None:
+def _mesh_roll(view: Image.Image, d: Detection) -> float | None:
     """The face's remaining tilt on the levelled view, from the face mesh's eye
-    outlines on a square 1.5 face-box widths wide around it (None: not a face to it)."""
+    outlines on a square 1.5 face-box widths wide around it, averaged with the
+    negated reading of its mirror image (None: not a face to the mesh)."""
     from faceup.models.facemesh import FaceMeshModel
 
     cx, cy = (d.box[0] + d.box[2]) / 2, (d.box[1] + d.box[3]) / 2
@@ -407,8 +405,8 @@ def _mesh_roll(view: Image.Image, d: Detection, mirrored: bool) -> float | None:
     crop = view.crop((int(cx - half), int(cy - half), int(cx + half), int(cy + half)))
     mesh = get(FaceMeshModel)
     roll = mesh.eye_roll(crop)
-    if roll is None or not mirrored:
-        return roll
+    if roll is None:
+        return None
     back = mesh.eye_roll(crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
     return roll if back is None else (roll - back) / 2
 
